@@ -1,0 +1,2 @@
+export { GuestMemory } from './guest-memory.ts';
+export type { MemoryRegion } from './guest-memory.ts';

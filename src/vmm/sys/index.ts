@@ -1,0 +1,6 @@
+export * from './ioctl-numbers.ts';
+export * from './kvm-abi.ts';
+export * from './kvm-run.ts';
+export * from './kvm-types.ts';
+export * from './calls.ts';
+export { errnoName } from './libc.ts';

@@ -1,0 +1,41 @@
+/**
+ * The one koffi boundary: every native call matchlock makes is declared here. Nothing else imports koffi.
+ * Raw calls return what libc returns (-1 on failure); `errno()` reads the error of the last call on this thread.
+ */
+import koffi from 'koffi';
+
+const libc = koffi.load('libc.so.6');
+
+export const raw = {
+  open: libc.func('int open(const char *path, int flags, uint32_t mode)') as (path: string, flags: number, mode: number) => number,
+  close: libc.func('int close(int fd)') as (fd: number) => number,
+  /** ioctl with an integer (or no) argument. */
+  ioctlInt: libc.func('int ioctl(int fd, unsigned long req, uint64_t arg)') as (fd: number, req: number, arg: number | bigint) => number,
+  /** ioctl with a pointer to a buffer the kernel reads and/or writes in place. */
+  ioctlPtr: libc.func('int ioctl(int fd, unsigned long req, void *arg)') as (fd: number, req: number, arg: Uint8Array) => number,
+  mmap: libc.func('int64_t mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t off)') as (
+    addr: null, len: number, prot: number, flags: number, fd: number, off: number,
+  ) => bigint,
+  munmap: libc.func('int munmap(uint64_t addr, size_t len)') as (addr: bigint, len: number) => number,
+  madvise: libc.func('int madvise(uint64_t addr, size_t len, int advice)') as (addr: bigint, len: number, advice: number) => number,
+  gettid: libc.func('int gettid(void)') as () => number,
+  getpid: libc.func('int getpid(void)') as () => number,
+  tgkill: libc.func('int tgkill(int tgid, int tid, int sig)') as (tgid: number, tid: number, sig: number) => number,
+} as const;
+
+export function errno(): number {
+  return koffi.errno();
+}
+
+/** An ArrayBuffer over native memory, without copying. */
+export function nativeView(address: bigint, len: number): ArrayBuffer {
+  return koffi.view(address, len);
+}
+
+/** The name of an errno value (`ENOENT`), or `errno N`. */
+export function errnoName(code: number): string {
+  for (const [name, value] of Object.entries(koffi.os.errno)) if (value === code) return name;
+  return `errno ${code}`;
+}
+
+export const ERRNO = koffi.os.errno as Readonly<Record<string, number>>;
