@@ -1,0 +1,90 @@
+/* Shared declarations for the matchlock test guest (freestanding, x86_64). */
+#ifndef GUEST_H
+#define GUEST_H
+
+typedef unsigned char u8;
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef unsigned long long u64;
+typedef unsigned long usize;
+
+#define BOOT_LINUX 0
+#define BOOT_PVH 1
+
+#define GIB (1ULL << 30)
+#define MIB (1ULL << 20)
+#define PAGE 4096ULL
+
+/* ---- port I/O (ring 3 may use these: RFLAGS.IOPL = 3) ---- */
+static inline void outb(u16 port, u8 v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }
+static inline void outl(u16 port, u32 v) { __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port)); }
+static inline u8 inb(u16 port)
+{
+	u8 v;
+	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+static inline void cpu_relax(void) { __asm__ volatile("pause" ::: "memory"); }
+
+/* Unaligned little-endian reads from guest-physical memory (identity mapped). */
+typedef u16 __attribute__((aligned(1), may_alias)) u16_un;
+typedef u32 __attribute__((aligned(1), may_alias)) u32_un;
+typedef u64 __attribute__((aligned(1), may_alias)) u64_un;
+static inline u8 rd8(u64 a) { return *(volatile const u8 *)a; }
+static inline u16 rd16(u64 a) { return *(volatile const u16_un *)a; }
+static inline u32 rd32(u64 a) { return *(volatile const u32_un *)a; }
+static inline u64 rd64(u64 a) { return *(volatile const u64_un *)a; }
+
+/* ---- linker symbols ---- */
+extern char _image_start[], _image_end[];
+
+/* ---- setup.c (ring 0) ---- */
+extern u64 mapped_top; /* memory-map entries ending at or below this are identity mapped, U/S=1 */
+u64 ring0_setup(u32 kind, u64 info);
+
+/* ---- lib.c ---- */
+void *memset(void *d, int c, usize n);
+void *memcpy(void *d, const void *s, usize n);
+usize strlen(const char *s);
+int starts_with(const char *s, usize len, const char *prefix);
+int str_eq(const char *s, usize len, const char *lit);
+int parse_u64(const char *s, usize len, u64 *out);
+
+/* ---- serial.c ---- */
+void serial_init(void);
+void put_str(const char *s);
+void put_mem(const char *s, usize n);
+void put_hex(u64 v);
+void put_dec(u64 v);
+void put_line_start(void); /* prints "mltest: " */
+void put_nl(void);
+void say(const char *s); /* "mltest: <s>\n" */
+
+/* ---- e820.c ---- */
+struct mem_region {
+	u64 addr, size;
+	u32 type;
+};
+#define MAX_REGIONS 128
+extern struct mem_region regions[MAX_REGIONS];
+extern u32 nr_regions;
+void e820_load(u32 kind, u64 info);
+void e820_print(void);
+
+/* ---- cmdline.c ---- */
+#define CMDLINE_MAX 8192
+extern char cmdline[CMDLINE_MAX];
+extern usize cmdline_len;
+void cmdline_load(u32 kind, u64 info);
+int cmdline_next(usize *pos, const char **tok, usize *len);
+
+/* ---- memtest.c / mptable.c / exit.c ---- */
+void memtest_run(void);
+void mptable_run(void);
+void pio_run(u64 n);
+__attribute__((noreturn)) void exit_reset(void);
+__attribute__((noreturn)) void exit_triple(void);
+__attribute__((noreturn)) void exit_hang(void);
+__attribute__((noreturn)) void exit_debug(u32 code);
+
+#endif
