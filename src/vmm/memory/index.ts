@@ -1,2 +1,3 @@
 export { GuestMemory } from './guest-memory.ts';
 export type { MemoryRegion } from './guest-memory.ts';
+export { GuestRam } from './guest-ram.ts';

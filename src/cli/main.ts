@@ -1,0 +1,54 @@
+/**
+ * matchlock's command line. Errors a user can hit print one line (what is wrong, what to do) and exit non-zero.
+ */
+import { isMatchlockError, errorMessage, ErrorCodes } from '../errors.ts';
+import { createRootLogger } from '../log.ts';
+import { vmRun, VM_RUN_USAGE } from './vm-run.ts';
+import { VERSION } from '../version.ts';
+
+const USAGE = `matchlock ${VERSION}: GitHub Actions jobs in throwaway microVMs
+
+usage: matchlock <command> [options]
+
+commands:
+  vm run      boot one microVM in this process (see: matchlock vm run --help)
+  version     print the version
+
+exit status: 0 ok (or the guest reset / powered off / was stopped by SIGTERM or SIGINT),
+             1 error, 2 usage error, 3 the guest failed (triple fault, KVM internal error, ...)`;
+
+export const EXIT_USAGE = 2;
+
+async function dispatch(argv: string[]): Promise<number> {
+  const [cmd, sub, ...rest] = argv;
+  if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h') {
+    process.stdout.write(`${USAGE}\n`);
+    return cmd === undefined ? EXIT_USAGE : 0;
+  }
+  if (cmd === 'version' || cmd === '--version') {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
+  if (cmd === 'vm' && sub === 'run') {
+    if (rest.includes('--help')) {
+      process.stdout.write(`${VM_RUN_USAGE}\n`);
+      return 0;
+    }
+    return vmRun(rest, createRootLogger());
+  }
+  process.stderr.write(`matchlock: unknown command "${argv.join(' ')}"\n${USAGE}\n`);
+  return EXIT_USAGE;
+}
+
+function isUsageError(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return isMatchlockError(e, ErrorCodes.USAGE) || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS'));
+}
+
+try {
+  process.exitCode = await dispatch(process.argv.slice(2));
+} catch (e: unknown) {
+  const code = isMatchlockError(e) ? ` [${e.code}]` : '';
+  process.stderr.write(`matchlock: ${errorMessage(e)}${code}\n`);
+  process.exitCode = isUsageError(e) ? EXIT_USAGE : 1;
+}

@@ -1,0 +1,10 @@
+export { loadKernel, loadKernelImage, detectKernelFormat } from './kernel.ts';
+export type { KernelFormat, LoadedKernel } from './kernel.ts';
+export { loadElf, parseElf } from './elf.ts';
+export type { ElfImage, ElfKernel, ElfSegment } from './elf.ts';
+export { XEN_ELFNOTE_PHYS32_ENTRY } from './elf-notes.ts';
+export { loadBzImage, parseBzImage, isBzImage, formatProtocolVersion, SetupHeaderOffsets, MIN_BOOT_PROTOCOL } from './bzimage.ts';
+export type { BzImageKernel } from './bzimage.ts';
+export { loadInitrd, placeInitrd, INITRD_ALIGN, DEFAULT_INITRD_ADDR_MAX } from './initrd.ts';
+export type { LoadedInitrd } from './initrd.ts';
+export { Cmdline, virtioMmioDeviceArg, writeCmdline } from './cmdline.ts';

@@ -1,0 +1,3 @@
+export { Kvm, KVM_DEVICE } from './kvm.ts';
+export { VmFd } from './vm-fd.ts';
+export { VcpuFd } from './vcpu-fd.ts';

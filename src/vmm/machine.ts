@@ -1,0 +1,149 @@
+/**
+ * One microVM: built from a validated config (guest memory prepared first, so bad input fails before KVM is
+ * touched), run until the guest or the host stops it, and torn down with nothing left behind.
+ */
+import type { Logger } from 'pino';
+import { ErrorCodes, MatchlockError } from '../errors.ts';
+import {
+  KVM_TSS_ADDRESS, bootFpu, bootMsrs, linuxBootRegs, linuxBootSregs, normalizeCpuid, pvhBootRegs, pvhBootSregs,
+} from './arch/x86_64/index.ts';
+import { createLegacyShared } from './devices/index.ts';
+import { Kvm, type VcpuFd, type VmFd } from './kvm/index.ts';
+import { GuestRam } from './memory/index.ts';
+import { prepareGuest, type PreparedGuest } from './guest-setup.ts';
+import { SerialSink } from './serial-sink.ts';
+import type { StopReason } from './vcpu/exit.ts';
+import { VcpuThreads } from './vcpu/vcpu-threads.ts';
+import type { VmConfig } from './vm-config.ts';
+
+export interface VmResult {
+  readonly reason: StopReason;
+  readonly detail: string;
+  /** 0 for an orderly end (guest reset or power-off, or a host signal); 3 when the guest failed; 1 for a VMM error. */
+  readonly exitCode: number;
+  readonly vcpu: number | null;
+  readonly registers: string | null;
+  readonly exits: Readonly<Record<string, number>>;
+  readonly serialBytes: number;
+}
+
+export const EXIT_OK = 0;
+export const EXIT_VMM_ERROR = 1;
+export const EXIT_GUEST_FAILED = 3;
+
+export function exitCodeFor(reason: StopReason): number {
+  if (reason === 'reset' || reason === 'shutdown' || reason === 'signal') return EXIT_OK;
+  if (reason === 'vmm-error') return EXIT_VMM_ERROR;
+  return EXIT_GUEST_FAILED;
+}
+
+const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
+
+export class Machine {
+  readonly config: VmConfig;
+  readonly guest: PreparedGuest;
+  readonly #log: Logger;
+  readonly #ram: GuestRam;
+  readonly #kvm: Kvm;
+  readonly #vm: VmFd;
+  readonly #vcpus: VcpuFd[];
+
+  private constructor(config: VmConfig, log: Logger, ram: GuestRam, guest: PreparedGuest, kvm: Kvm, vm: VmFd, vcpus: VcpuFd[]) {
+    this.config = config;
+    this.#log = log;
+    this.#ram = ram;
+    this.guest = guest;
+    this.#kvm = kvm;
+    this.#vm = vm;
+    this.#vcpus = vcpus;
+  }
+
+  static create(config: VmConfig, log: Logger): Machine {
+    const ram = GuestRam.map(config.memMib);
+    let kvm: Kvm | null = null;
+    let vm: VmFd | null = null;
+    const vcpus: VcpuFd[] = [];
+    try {
+      const guest = prepareGuest(ram.memory, config);
+      log.info({ kernel: config.kernel, format: guest.kernel.kind, mode: guest.mode, entry: guest.entry, cmdline: guest.cmdline }, 'guest prepared');
+      kvm = Kvm.open();
+      const max = kvm.maxVcpus();
+      if (config.vcpus > max) {
+        throw new MatchlockError(ErrorCodes.CONFIG, `${config.vcpus} vCPUs is more than KVM allows here (${max}): lower --vcpus`, { vcpus: config.vcpus, max });
+      }
+      vm = kvm.createVm();
+      vm.setTssAddr(KVM_TSS_ADDRESS);
+      vm.createIrqchip();
+      vm.createPit2();
+      ram.memory.regions.forEach((r, slot) => vm!.setUserMemoryRegion(slot, r.gpa, r.size, r.hostAddress!));
+      const supported = kvm.supportedCpuid();
+      for (let i = 0; i < config.vcpus; i++) {
+        const vcpu = vm.createVcpu(i);
+        vcpus.push(vcpu);
+        Machine.#setupVcpu(vcpu, supported, config, guest);
+      }
+      return new Machine(config, log, ram, guest, kvm, vm, vcpus);
+    } catch (e: unknown) {
+      for (const v of vcpus) v.close();
+      vm?.close();
+      kvm?.close();
+      ram[Symbol.dispose]();
+      throw e;
+    }
+  }
+
+  static #setupVcpu(vcpu: VcpuFd, supported: Parameters<typeof normalizeCpuid>[0], config: VmConfig, guest: PreparedGuest): void {
+    const tscKhz = vcpu.tscKhz();
+    vcpu.setCpuid(normalizeCpuid(supported, {
+      vcpuIndex: vcpu.index,
+      vcpuCount: config.vcpus,
+      ...(tscKhz === null ? {} : { tscKhz }),
+      ...(config.cpuTemplate === null ? {} : { template: config.cpuTemplate }),
+    }));
+    vcpu.setMsrs(bootMsrs());
+    const pvh = guest.mode === 'pvh';
+    vcpu.setRegs(pvh ? pvhBootRegs(guest.entry) : linuxBootRegs(guest.entry));
+    vcpu.setFpu(bootFpu());
+    const base = vcpu.getSregs();
+    vcpu.setSregs(pvh ? pvhBootSregs(base) : linuxBootSregs(base));
+    vcpu.setupLapicLints();
+  }
+
+  /** Runs the guest until it stops or the process gets SIGTERM/SIGINT. */
+  async run(): Promise<VmResult> {
+    const devices = createLegacyShared();
+    const sink = new SerialSink(devices.serial.output, this.config.serialOut);
+    let onSignal: (s: NodeJS.Signals) => void = () => {};
+    const signalled = new Promise<NodeJS.Signals>((resolve) => { onSignal = resolve; });
+    for (const s of STOP_SIGNALS) process.on(s, onSignal);
+    try {
+      const threads = await VcpuThreads.start(this.#vm, this.#vcpus, devices, this.#log);
+      this.#log.info({ vcpus: this.#vcpus.length, memMib: this.config.memMib }, 'vm started');
+      const first = await Promise.race([threads.firstStop, signalled]);
+      const stopped = await threads.stopAll();
+      const exits: Record<string, number> = {};
+      for (const s of stopped) for (const [k, n] of Object.entries(s.exits)) exits[k] = (exits[k] ?? 0) + n;
+      await sink.close();
+      const base = { exits, serialBytes: sink.bytes };
+      if (typeof first === 'string') {
+        return { ...base, reason: 'signal', detail: `stopped by ${first}`, exitCode: EXIT_OK, vcpu: null, registers: null };
+      }
+      const outcome = first.outcome ?? { reason: 'vmm-error' as const, detail: `vCPU ${first.index} ended without a reason` };
+      return {
+        ...base, reason: outcome.reason, detail: outcome.detail, exitCode: exitCodeFor(outcome.reason), vcpu: first.index,
+        registers: first.registers,
+      };
+    } finally {
+      for (const s of STOP_SIGNALS) process.off(s, onSignal);
+      await sink.close();
+    }
+  }
+
+  /** Closes every fd and unmaps guest memory. */
+  close(): void {
+    for (const v of this.#vcpus.splice(0)) v.close();
+    this.#vm.close();
+    this.#kvm.close();
+    this.#ram[Symbol.dispose]();
+  }
+}

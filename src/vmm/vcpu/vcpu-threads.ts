@@ -1,0 +1,107 @@
+/**
+ * The host side of the vCPU threads: starts one worker per vCPU, learns the first stop, and stops them all by
+ * setting the stop word, `immediate_exit`, and kicking each thread out of KVM_RUN with a signal.
+ */
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import type { LegacyShared } from '../devices/index.ts';
+import type { VcpuFd, VmFd } from '../kvm/index.ts';
+import * as sys from '../sys/index.ts';
+import { CONTROL_STOP, KICK_SIGNAL, KICK_SIGNAL_NUMBER, type VcpuMessage, type VcpuWorkerData } from './protocol.ts';
+
+type Stopped = VcpuMessage & { type: 'stopped' };
+
+interface ThreadState {
+  tid: number;
+}
+
+interface Thread {
+  readonly worker: Worker;
+  readonly mapping: sys.Mapping;
+  readonly run: sys.KvmRun;
+  readonly state: ThreadState;
+  readonly stopped: Promise<Stopped>;
+}
+
+const noop = (): void => {};
+
+export class VcpuThreads {
+  readonly #threads: Thread[];
+  readonly #control: Int32Array;
+  readonly #log: Logger;
+  /** The first vCPU to stop on its own, which ends the VM. */
+  readonly firstStop: Promise<Stopped>;
+
+  private constructor(threads: Thread[], control: Int32Array, log: Logger) {
+    this.#threads = threads;
+    this.#control = control;
+    this.#log = log;
+    this.firstStop = Promise.race(threads.map((t) => t.stopped));
+  }
+
+  static async start(vm: VmFd, vcpus: readonly VcpuFd[], devices: LegacyShared, log: Logger): Promise<VcpuThreads> {
+    // The kick signal must not kill the process; the handler itself does nothing.
+    process.on(KICK_SIGNAL, noop);
+    const controlBuf = new SharedArrayBuffer(4);
+    const control = new Int32Array(controlBuf);
+    const threads: Thread[] = [];
+    const ready: Promise<void>[] = [];
+    for (const vcpu of vcpus) {
+      const mapping = sys.mapShared(vcpu.fd, vm.vcpuMmapSize);
+      const wd: VcpuWorkerData = {
+        index: vcpu.index, vcpuFd: vcpu.fd, vmFd: vm.fd, runSize: vm.vcpuMmapSize, runAddress: mapping.address, devices, control: controlBuf,
+      };
+      const worker = new Worker(new URL('./vcpu-worker.ts', import.meta.url), { workerData: wd, name: `vcpu${vcpu.index}` });
+      const state: ThreadState = { tid: 0 };
+      let markReady: () => void = noop;
+      ready.push(new Promise<void>((resolve) => { markReady = resolve; }));
+      const stopped = new Promise<Stopped>((resolve) => {
+        worker.on('message', (m: VcpuMessage) => {
+          if (m.type === 'ready') {
+            state.tid = m.tid;
+            markReady();
+          } else {
+            resolve(m);
+          }
+        });
+        worker.on('error', (e: Error) => {
+          markReady();
+          resolve({
+            type: 'stopped', index: vcpu.index, registers: null, exits: {},
+            outcome: { kind: 'stop', reason: 'vmm-error', detail: `vCPU thread ${vcpu.index} failed: ${e.message}`, exitReason: -1 },
+          });
+        });
+        worker.on('exit', () => {
+          markReady();
+          resolve({ type: 'stopped', index: vcpu.index, outcome: null, registers: null, exits: {} });
+        });
+      });
+      threads.push({ worker, mapping, run: new sys.KvmRun(mapping.bytes), state, stopped });
+      log.debug({ vcpu: vcpu.index }, 'vcpu thread started');
+    }
+    await Promise.all(ready);
+    return new VcpuThreads(threads, control, log);
+  }
+
+  /** Stops every vCPU thread and waits for all of them; returns what each reported. */
+  async stopAll(): Promise<Stopped[]> {
+    Atomics.store(this.#control, CONTROL_STOP, 1);
+    const results = this.#threads.map((t) => t.stopped);
+    // Kick until every thread has reported: a thread between two KVM_RUNs sees immediate_exit or the stop word.
+    let done = false;
+    void Promise.all(results).then(() => { done = true; });
+    for (let round = 0; !done; round++) {
+      for (const t of this.#threads) {
+        t.run.immediateExit = true;
+        if (t.state.tid > 0) sys.signalThread(t.state.tid, KICK_SIGNAL_NUMBER);
+      }
+      await Promise.race([Promise.all(results), new Promise((r) => setTimeout(r, Math.min(100, 5 * (round + 1))))]);
+    }
+    const stopped = await Promise.all(results);
+    await Promise.all(this.#threads.map((t) => t.worker.terminate()));
+    for (const t of this.#threads) sys.unmap(t.mapping.address, t.mapping.size);
+    process.off(KICK_SIGNAL, noop);
+    this.#log.debug({ vcpus: stopped.length }, 'vcpu threads stopped');
+    return stopped;
+  }
+}

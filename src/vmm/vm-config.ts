@@ -1,0 +1,82 @@
+import { totalmem } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { ErrorCodes, MatchlockError, errorMessage } from '../errors.ts';
+import { MAX_MEM_MIB, MAX_VCPUS, builtinCpuTemplate, parseCpuTemplate, type CpuTemplate } from './arch/x86_64/index.ts';
+
+export type BootProtocol = 'auto' | 'linux' | 'pvh';
+
+/** A VM's boot configuration, validated and frozen. */
+export interface VmConfig {
+  readonly kernel: string;
+  readonly initrd: string | null;
+  readonly cmdline: string;
+  readonly memMib: number;
+  readonly vcpus: number;
+  readonly cpuTemplate: CpuTemplate | null;
+  readonly bootProtocol: BootProtocol;
+  /** Where the serial console goes: '-' for stdout, a file path, or null to discard. */
+  readonly serialOut: string | null;
+}
+
+export const DEFAULT_CMDLINE = 'console=ttyS0 reboot=k panic=1 pci=off nomodule i8042.noaux i8042.nomux i8042.dumbkbd';
+export const DEFAULT_MEM_MIB = 128;
+
+export interface VmConfigInput {
+  kernel?: string | undefined;
+  initrd?: string | undefined;
+  cmdline?: string | undefined;
+  memMib?: number | string | undefined;
+  vcpus?: number | string | undefined;
+  cpuTemplate?: string | undefined;
+  bootProtocol?: string | undefined;
+  serialOut?: string | undefined;
+}
+
+function configError(message: string, details: Record<string, unknown>): MatchlockError {
+  return new MatchlockError(ErrorCodes.CONFIG, message, details);
+}
+
+function integer(value: number | string | undefined, fallback: number, what: string): number {
+  if (value === undefined) return fallback;
+  const n = typeof value === 'number' ? value : /^\s*\d+\s*$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(n)) throw configError(`${what} must be a whole number, got ${JSON.stringify(value)}`, { [what]: value });
+  return n;
+}
+
+/** A built-in template name, or the path of a JSON template file. */
+export function resolveCpuTemplate(spec: string): CpuTemplate {
+  if (!spec.includes('/') && !spec.endsWith('.json')) return builtinCpuTemplate(spec);
+  let text: string;
+  try {
+    text = readFileSync(spec, 'utf8');
+  } catch (e: unknown) {
+    throw new MatchlockError(ErrorCodes.CPU_TEMPLATE, `cannot read CPU template ${spec}: ${errorMessage(e)}`, { path: spec });
+  }
+  return parseCpuTemplate(text);
+}
+
+export function validateVmConfig(input: VmConfigInput): VmConfig {
+  if (!input.kernel) throw new MatchlockError(ErrorCodes.USAGE, 'no kernel given: pass --kernel PATH', {});
+  const memMib = integer(input.memMib, DEFAULT_MEM_MIB, 'memory (MiB)');
+  const hostMib = Math.floor(totalmem() / (1024 * 1024));
+  if (memMib < 1) throw configError(`memory of ${memMib} MiB is too small: give at least 1 MiB (--mem)`, { memMib });
+  if (memMib > hostMib || memMib > MAX_MEM_MIB) {
+    throw configError(`memory of ${memMib} MiB is more than this host has (${hostMib} MiB): lower --mem`, { memMib, hostMib });
+  }
+  const vcpus = integer(input.vcpus, 1, 'vCPU count');
+  if (vcpus < 1 || vcpus > MAX_VCPUS) throw configError(`${vcpus} vCPUs is out of range: give 1 to ${MAX_VCPUS} (--vcpus)`, { vcpus });
+  const bootProtocol = input.bootProtocol ?? 'auto';
+  if (bootProtocol !== 'auto' && bootProtocol !== 'linux' && bootProtocol !== 'pvh') {
+    throw configError(`boot protocol ${JSON.stringify(bootProtocol)} is not one of auto, linux, pvh`, { bootProtocol });
+  }
+  return Object.freeze({
+    kernel: input.kernel,
+    initrd: input.initrd ?? null,
+    cmdline: input.cmdline ?? DEFAULT_CMDLINE,
+    memMib,
+    vcpus,
+    cpuTemplate: input.cpuTemplate === undefined ? null : resolveCpuTemplate(input.cpuTemplate),
+    bootProtocol,
+    serialOut: input.serialOut === undefined ? '-' : input.serialOut === 'none' ? null : input.serialOut,
+  });
+}
