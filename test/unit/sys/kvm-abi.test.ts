@@ -36,7 +36,7 @@ test('ioctl request numbers match linux/kvm.h', (t) => {
 });
 
 test('struct sizes match', (t) => {
-  for (const [k, v] of Object.entries(sys.SIZEOF)) t.is(v, get(`sizeof ${k}`), k);
+  for (const [k, v] of Object.entries(sys.SIZEOF)) t.is<number, number>(v, get(`sizeof ${k}`), k);
   t.is(sys.SEGMENT_SIZE, get('sizeof kvm_segment'));
   t.is(sys.DTABLE_SIZE, get('sizeof kvm_dtable'));
   t.is(sys.CPUID_ENTRY_SIZE, get('sizeof kvm_cpuid_entry2'));
@@ -56,12 +56,12 @@ test('field offsets match', (t) => {
   t.is(sys.SREGS_CONTROL_OFFSET + 5 * 8, get('offsetof kvm_sregs.efer'));
   t.is(sys.SREGS_CONTROL_OFFSET + 6 * 8, get('offsetof kvm_sregs.apic_base'));
   t.is(sys.SREGS_BITMAP_OFFSET, get('offsetof kvm_sregs.interrupt_bitmap'));
-  for (const [f, off] of Object.entries(sys.FPU_OFFSETS)) t.is(off, get(`offsetof kvm_fpu.${f}`), f);
+  for (const [f, off] of Object.entries(sys.FPU_OFFSETS)) t.is<number, number>(off, get(`offsetof kvm_fpu.${f}`), f);
   t.is(12, get('offsetof kvm_cpuid_entry2.eax'));
   t.is(24, get('offsetof kvm_cpuid_entry2.edx'));
-  t.is(sys.SIZEOF.kvm_cpuid2, get('offsetof kvm_cpuid2.entries'));
+  t.is<number, number>(sys.SIZEOF.kvm_cpuid2, get('offsetof kvm_cpuid2.entries'));
   t.is(8, get('offsetof kvm_msr_entry.data'));
-  t.is(sys.SIZEOF.kvm_msrs, get('offsetof kvm_msrs.entries'));
+  t.is<number, number>(sys.SIZEOF.kvm_msrs, get('offsetof kvm_msrs.entries'));
   t.is(24, get('offsetof kvm_userspace_memory_region.userspace_addr'));
 });
 
