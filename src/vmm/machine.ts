@@ -66,7 +66,7 @@ export class Machine {
     try {
       const guest = prepareGuest(ram.memory, config);
       log.info({ kernel: config.kernel, format: guest.kernel.kind, mode: guest.mode, entry: guest.entry, cmdline: guest.cmdline }, 'guest prepared');
-      kvm = Kvm.open();
+      kvm = Kvm.open(config.kvmDevice);
       const max = kvm.maxVcpus();
       if (config.vcpus > max) {
         throw new MatchlockError(ErrorCodes.CONFIG, `${config.vcpus} vCPUs is more than KVM allows here (${max}): lower --vcpus`, { vcpus: config.vcpus, max });

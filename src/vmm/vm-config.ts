@@ -16,6 +16,8 @@ export interface VmConfig {
   readonly bootProtocol: BootProtocol;
   /** Where the serial console goes: '-' for stdout, a file path, or null to discard. */
   readonly serialOut: string | null;
+  /** The KVM device; MATCHLOCK_KVM_DEVICE overrides /dev/kvm (for hosts that put it elsewhere, and for tests). */
+  readonly kvmDevice: string;
 }
 
 export const DEFAULT_CMDLINE = 'console=ttyS0 reboot=k panic=1 pci=off nomodule i8042.noaux i8042.nomux i8042.dumbkbd';
@@ -78,5 +80,6 @@ export function validateVmConfig(input: VmConfigInput): VmConfig {
     cpuTemplate: input.cpuTemplate === undefined ? null : resolveCpuTemplate(input.cpuTemplate),
     bootProtocol,
     serialOut: input.serialOut === undefined ? '-' : input.serialOut === 'none' ? null : input.serialOut,
+    kvmDevice: process.env['MATCHLOCK_KVM_DEVICE'] ?? '/dev/kvm',
   });
 }

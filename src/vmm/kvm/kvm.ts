@@ -33,7 +33,12 @@ export class Kvm {
   static open(path: string = KVM_DEVICE): Kvm {
     const kvm = new Kvm(openKvm(path), path);
     try {
-      const version = sys.ioctlInt(kvm.fd, sys.KVM_GET_API_VERSION, 'KVM_GET_API_VERSION');
+      let version: number;
+      try {
+        version = sys.ioctlInt(kvm.fd, sys.KVM_GET_API_VERSION, 'KVM_GET_API_VERSION');
+      } catch (e: unknown) {
+        throw new MatchlockError(ErrorCodes.KVM_UNAVAILABLE, `${path} is not a KVM device (KVM_GET_API_VERSION failed): point to /dev/kvm`, { path }, { cause: e });
+      }
       if (version !== sys.KVM_API_VERSION) {
         throw new MatchlockError(ErrorCodes.KVM_API_VERSION,
           `${path} speaks KVM API ${version}, matchlock needs ${sys.KVM_API_VERSION}: use a Linux kernel with the stable KVM API`,

@@ -1,0 +1,81 @@
+/**
+ * Bad input to `matchlock vm run`: one clear line on stderr naming the error code, a non-zero exit, and nothing
+ * left behind. None of these needs KVM: input is checked before /dev/kvm is opened.
+ */
+import test from 'ava';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { totalmem, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TEST_GUEST, runCli } from '../helpers/cli.ts';
+import { buildElf } from '../unit/boot/elf-writer.ts';
+
+const scratch = mkdtempSync(join(tmpdir(), 'matchlock-errors-'));
+chmodSync(scratch, 0o755);
+test.after.always(() => rmSync(scratch, { recursive: true, force: true }));
+
+const notKernel = join(scratch, 'not-a-kernel');
+writeFileSync(notKernel, 'root:x:0:0:root:/root:/bin/bash\n'.repeat(64));
+const hugeElf = join(scratch, 'huge.elf');
+writeFileSync(hugeElf, buildElf({ entry: 0x100000, segments: [{ paddr: 0x100000, data: new Uint8Array(4096), memsz: 200 * 1024 * 1024 }] }));
+const aDirectory = join(scratch, 'a-directory');
+mkdirSync(aDirectory);
+
+interface Case {
+  readonly title: string;
+  readonly args: string[];
+  readonly code: string;
+  readonly exit?: number;
+  readonly mention: RegExp;
+  readonly env?: Record<string, string>;
+}
+
+const hostMib = Math.floor(totalmem() / 2 ** 20);
+const cases: Case[] = [
+  { title: 'missing kernel', args: ['--kernel', join(scratch, 'nope')], code: 'MATCHLOCK_ERR_KERNEL_NOT_FOUND', mention: /nope.*not found/ },
+  { title: 'kernel that is a directory', args: ['--kernel', aDirectory], code: 'MATCHLOCK_ERR_KERNEL_UNREADABLE', mention: /a-directory/ },
+  { title: 'neither ELF nor bzImage', args: ['--kernel', notKernel], code: 'MATCHLOCK_ERR_KERNEL_FORMAT', mention: /neither an ELF vmlinux nor a bzImage/ },
+  { title: 'kernel that does not fit in memory', args: ['--kernel', hugeElf, '--mem', '64'], code: 'MATCHLOCK_ERR_KERNEL_TOO_BIG', mention: /huge\.elf/ },
+  { title: 'overlong command line', args: ['--kernel', TEST_GUEST, '--cmdline', 'x'.repeat(2048)], code: 'MATCHLOCK_ERR_CMDLINE_TOO_LONG', mention: /2048/ },
+  { title: 'memory of 0', args: ['--kernel', TEST_GUEST, '--mem', '0'], code: 'MATCHLOCK_ERR_CONFIG', mention: /0 MiB/ },
+  { title: 'memory above the host', args: ['--kernel', TEST_GUEST, '--mem', String(hostMib + 1)], code: 'MATCHLOCK_ERR_CONFIG', mention: /more than this host has/ },
+  { title: 'memory that is not a number', args: ['--kernel', TEST_GUEST, '--mem', '12x'], code: 'MATCHLOCK_ERR_CONFIG', mention: /12x/ },
+  { title: '0 vCPUs', args: ['--kernel', TEST_GUEST, '--vcpus', '0'], code: 'MATCHLOCK_ERR_CONFIG', mention: /0 vCPUs/ },
+  { title: '33 vCPUs', args: ['--kernel', TEST_GUEST, '--vcpus', '33'], code: 'MATCHLOCK_ERR_CONFIG', mention: /33 vCPUs/ },
+  { title: 'unknown CPU template', args: ['--kernel', TEST_GUEST, '--cpu-template', 'T9'], code: 'MATCHLOCK_ERR_CPU_TEMPLATE', mention: /T9/ },
+  { title: 'PVH asked of a kernel without the note', args: ['--kernel', hugeElf, '--mem', '512', '--boot-protocol', 'pvh'], code: 'MATCHLOCK_ERR_KERNEL_FORMAT', mention: /PVH/ },
+  { title: 'no kernel', args: [], code: 'MATCHLOCK_ERR_USAGE', exit: 2, mention: /--kernel/ },
+  {
+    title: '/dev/kvm missing', args: ['--kernel', TEST_GUEST], code: 'MATCHLOCK_ERR_KVM_UNAVAILABLE', mention: /no-such-kvm.*ENOENT/,
+    env: { MATCHLOCK_KVM_DEVICE: join(scratch, 'no-such-kvm') },
+  },
+  {
+    title: 'a KVM device path that is not KVM', args: ['--kernel', TEST_GUEST], code: 'MATCHLOCK_ERR_KVM_UNAVAILABLE', mention: /not a KVM device/,
+    env: { MATCHLOCK_KVM_DEVICE: notKernel },
+  },
+];
+
+for (const c of cases) {
+  test(`bad input: ${c.title}`, async (t) => {
+    const serial = join(scratch, `serial-${c.title.replace(/\W+/g, '-')}`);
+    const r = await runCli(['vm', 'run', ...c.args, '--serial-out', serial], c.env ? { env: c.env } : {});
+    t.is(r.code, c.exit ?? 1, r.stderr);
+    const lines = r.stderr.trimEnd().split('\n').filter((l) => !l.startsWith('{'));
+    t.is(lines.length, 1, `expected one line, got:\n${r.stderr}`);
+    t.true(lines[0]!.startsWith('matchlock: '));
+    t.true(lines[0]!.includes(`[${c.code}]`), lines[0]);
+    t.regex(lines[0]!, c.mention);
+    t.is(r.stdout, '');
+    t.false(existsSync(serial), 'no serial output file is created for a VM that never ran');
+  });
+}
+
+test('no permission on /dev/kvm says how to get it (run as an unprivileged user)', async (t) => {
+  const node = join(scratch, 'kvm-node');
+  execFileSync('mknod', ['-m', '0600', node, 'c', '10', '232']);
+  const r = await runCli(['vm', 'run', '--kernel', TEST_GUEST, '--serial-out', 'none'], {
+    env: { MATCHLOCK_KVM_DEVICE: node }, uid: 65534, gid: 65534,
+  });
+  t.is(r.code, 1, r.stderr);
+  t.regex(r.stderr, /cannot open .*kvm-node \(EACCES\): run as root or as a user in the group that owns it/);
+});
