@@ -13,7 +13,7 @@ elf=${GUEST_ELF:-$here/build/testguest.elf}
 [ -f "$elf" ] || make -s -C "$here" >&2
 
 if [ -z "${ACCEL-}" ]; then
-	if [ -r /dev/kvm ] && [ -w /dev/kvm ]; then ACCEL=kvm; else ACCEL=tcg; fi
+	if [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; then ACCEL=kvm; else ACCEL=tcg; fi
 fi
 if [ "$ACCEL" = kvm ]; then cpu=host; else cpu=max; fi
 cpu=${QEMU_CPU:-$cpu}
