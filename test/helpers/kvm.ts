@@ -4,21 +4,14 @@
  * out, and one test checks that the declaration is true (a KVM host cannot hide its KVM tests).
  */
 import test, { type ExecutionContext } from 'ava';
-import { closeSync, constants, openSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
+import { kvmUnusableReason } from '../../src/vmm/kvm/index.ts';
 
 export const KVM_DEVICE = process.env['MATCHLOCK_KVM_DEVICE'] ?? '/dev/kvm';
 export const declaredNoKvm = process.env['MATCHLOCK_TEST_NO_KVM'] === '1';
 
-/** True when the KVM device is a character device this process can open read-write. */
 export function kvmUsable(): boolean {
-  try {
-    if (!statSync(KVM_DEVICE).isCharacterDevice()) return false;
-    closeSync(openSync(KVM_DEVICE, constants.O_RDWR));
-    return true;
-  } catch {
-    return false;
-  }
+  return kvmUnusableReason(KVM_DEVICE) === null;
 }
 
 /** Call once per test file that uses kvmTest; registers the declaration check and reports what was left out. */

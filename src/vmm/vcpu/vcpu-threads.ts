@@ -46,8 +46,16 @@ export class VcpuThreads {
     const control = new Int32Array(controlBuf);
     const threads: Thread[] = [];
     const ready: Promise<void>[] = [];
-    for (const vcpu of vcpus) {
-      const mapping = sys.mapShared(vcpu.fd, vm.vcpuMmapSize);
+    // Map every run page first: once a worker runs it sits in KVM_RUN, so nothing may fail after the first starts.
+    const mappings: sys.Mapping[] = [];
+    try {
+      for (const vcpu of vcpus) mappings.push(sys.mapShared(vcpu.fd, vm.vcpuMmapSize));
+    } catch (e: unknown) {
+      for (const m of mappings) sys.unmap(m.address, m.size);
+      throw e;
+    }
+    for (const [i, vcpu] of vcpus.entries()) {
+      const mapping = mappings[i]!;
       const wd: VcpuWorkerData = {
         index: vcpu.index, vcpuFd: vcpu.fd, vmFd: vm.fd, runSize: vm.vcpuMmapSize, runAddress: mapping.address, devices, control: controlBuf,
       };
