@@ -10,6 +10,7 @@ import { Machine, validateVmConfig } from '../../src/vmm/index.ts';
 import { createRootLogger } from '../../src/log.ts';
 import { kvmSuite } from '../helpers/kvm.ts';
 import { TEST_GUEST, logLines, runCli, type CliResult } from '../helpers/cli.ts';
+import { memoryProblems, parseGuestOutput } from '../helpers/guest-output.ts';
 
 const { test } = kvmSuite(import.meta.url);
 
@@ -26,6 +27,9 @@ function stopLine(r: CliResult): Record<string, unknown> {
 async function boot(t: ExecutionContext, cmdline: string, extra: string[] = []): Promise<{ r: CliResult; lines: string[] }> {
   const r = await runCli(['vm', 'run', '--kernel', TEST_GUEST, '--cmdline', cmdline, ...extra]);
   t.log(r.stdout.trim().split('\n').slice(0, 40).join('\n'));
+  const out = parseGuestOutput(r.stdout);
+  t.deepEqual(out.errors, [], 'the guest\'s output keeps its contract (test/guests/README.md)');
+  t.deepEqual(memoryProblems(out), []);
   return { r, lines: guestLines(r) };
 }
 
