@@ -6,6 +6,10 @@ import koffi from 'koffi';
 
 const libc = koffi.load('libc.so.6');
 
+const mmapRaw = libc.func('int64_t mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t off)') as (
+  addr: null, len: number, prot: number, flags: number, fd: number, off: number,
+) => number | bigint;
+
 export const raw = {
   open: libc.func('int open(const char *path, int flags, uint32_t mode)') as (path: string, flags: number, mode: number) => number,
   close: libc.func('int close(int fd)') as (fd: number) => number,
@@ -13,9 +17,9 @@ export const raw = {
   ioctlInt: libc.func('int ioctl(int fd, unsigned long req, uint64_t arg)') as (fd: number, req: number, arg: number | bigint) => number,
   /** ioctl with a pointer to a buffer the kernel reads and/or writes in place. */
   ioctlPtr: libc.func('int ioctl(int fd, unsigned long req, void *arg)') as (fd: number, req: number, arg: Uint8Array) => number,
-  mmap: libc.func('int64_t mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t off)') as (
-    addr: null, len: number, prot: number, flags: number, fd: number, off: number,
-  ) => bigint,
+  /** Returns the address as a bigint, -1n on failure (koffi gives a 64-bit integer as a number when it fits). */
+  mmap: (addr: null, len: number, prot: number, flags: number, fd: number, off: number): bigint =>
+    BigInt(mmapRaw(addr, len, prot, flags, fd, off)),
   munmap: libc.func('int munmap(uint64_t addr, size_t len)') as (addr: bigint, len: number) => number,
   madvise: libc.func('int madvise(uint64_t addr, size_t len, int advice)') as (addr: bigint, len: number, advice: number) => number,
   gettid: libc.func('int gettid(void)') as () => number,
