@@ -3,7 +3,8 @@ import type { Logger } from 'pino';
 import { Machine, validateVmConfig } from '../vmm/index.ts';
 
 export const VM_RUN_USAGE = `usage: matchlock vm run --kernel PATH [--initrd PATH] [--cmdline TEXT] [--mem MiB] [--vcpus N]
-                       [--cpu-template NAME|FILE.json] [--boot-protocol auto|linux|pvh] [--serial-out PATH|-|none]`;
+                       [--cpu-template NAME|FILE.json] [--boot-protocol auto|linux|pvh] [--serial-out PATH|-|none]
+                       [--serial-in -|none]`;
 
 /** `matchlock vm run`: boots one VM in this process and returns the exit status. */
 export async function vmRun(args: string[], log: Logger): Promise<number> {
@@ -20,6 +21,7 @@ export async function vmRun(args: string[], log: Logger): Promise<number> {
       'cpu-template': { type: 'string' },
       'boot-protocol': { type: 'string' },
       'serial-out': { type: 'string' },
+      'serial-in': { type: 'string' },
     },
   });
   const config = validateVmConfig({
@@ -31,6 +33,7 @@ export async function vmRun(args: string[], log: Logger): Promise<number> {
     cpuTemplate: values['cpu-template'],
     bootProtocol: values['boot-protocol'],
     serialOut: values['serial-out'],
+    serialIn: values['serial-in'],
   });
   const vmLog = log.child({ vm: 'local' });
   const machine = Machine.create(config, vmLog);

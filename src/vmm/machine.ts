@@ -7,7 +7,7 @@ import { ErrorCodes, MatchlockError } from '../errors.ts';
 import {
   KVM_TSS_ADDRESS, bootFpu, bootMsrs, linuxBootRegs, linuxBootSregs, normalizeCpuid, pvhBootRegs, pvhBootSregs,
 } from './arch/x86_64/index.ts';
-import { createLegacyShared } from './devices/index.ts';
+import { Serial, createLegacyShared, type LegacyShared } from './devices/index.ts';
 import { Kvm, type VcpuFd, type VmFd } from './kvm/index.ts';
 import { GuestRam } from './memory/index.ts';
 import { prepareGuest, type PreparedGuest } from './guest-setup.ts';
@@ -116,6 +116,7 @@ export class Machine {
     let onSignal: (s: NodeJS.Signals) => void = () => {};
     const signalled = new Promise<NodeJS.Signals>((resolve) => { onSignal = resolve; });
     for (const s of STOP_SIGNALS) process.on(s, onSignal);
+    const stopInput = this.config.serialIn ? this.#feedStdin(devices) : (): void => {};
     try {
       const threads = await VcpuThreads.start(this.#vm, this.#vcpus, devices, this.#log);
       this.#log.info({ vcpus: this.#vcpus.length, memMib: this.config.memMib }, 'vm started');
@@ -134,9 +135,25 @@ export class Machine {
         registers: first.registers,
       };
     } finally {
+      stopInput();
       for (const s of STOP_SIGNALS) process.off(s, onSignal);
       await sink.close();
     }
+  }
+
+  /** Sends stdin to COM1; returns what stops it. */
+  #feedStdin(devices: LegacyShared): () => void {
+    const vm = this.#vm;
+    const uart = new Serial(devices.serial, {
+      pulseIrq: (irq) => { vm.irqLine(irq, 1); vm.irqLine(irq, 0); },
+      requestStop: () => {},
+    });
+    const onData = (chunk: Buffer): void => uart.receive(chunk);
+    process.stdin.on('data', onData);
+    return () => {
+      process.stdin.off('data', onData);
+      process.stdin.pause();
+    };
   }
 
   /** Closes every fd and unmaps guest memory. */

@@ -16,6 +16,8 @@ export interface VmConfig {
   readonly bootProtocol: BootProtocol;
   /** Where the serial console goes: '-' for stdout, a file path, or null to discard. */
   readonly serialOut: string | null;
+  /** Feed the process's stdin to the guest's serial console. */
+  readonly serialIn: boolean;
   /** The KVM device; MATCHLOCK_KVM_DEVICE overrides /dev/kvm (for hosts that put it elsewhere, and for tests). */
   readonly kvmDevice: string;
 }
@@ -32,6 +34,7 @@ export interface VmConfigInput {
   cpuTemplate?: string | undefined;
   bootProtocol?: string | undefined;
   serialOut?: string | undefined;
+  serialIn?: string | undefined;
 }
 
 function configError(message: string, details: Record<string, unknown>): MatchlockError {
@@ -57,6 +60,12 @@ export function resolveCpuTemplate(spec: string): CpuTemplate {
   return parseCpuTemplate(text);
 }
 
+function serialInput(spec: string | undefined): boolean {
+  if (spec === undefined || spec === 'none') return false;
+  if (spec === '-') return true;
+  throw configError(`serial input ${JSON.stringify(spec)} is not "-" (stdin) or "none"`, { serialIn: spec });
+}
+
 export function validateVmConfig(input: VmConfigInput): VmConfig {
   if (!input.kernel) throw new MatchlockError(ErrorCodes.USAGE, 'no kernel given: pass --kernel PATH', {});
   const memMib = integer(input.memMib, DEFAULT_MEM_MIB, 'memory (MiB)');
@@ -80,6 +89,7 @@ export function validateVmConfig(input: VmConfigInput): VmConfig {
     cpuTemplate: input.cpuTemplate === undefined ? null : resolveCpuTemplate(input.cpuTemplate),
     bootProtocol,
     serialOut: input.serialOut === undefined ? '-' : input.serialOut === 'none' ? null : input.serialOut,
+    serialIn: serialInput(input.serialIn),
     kvmDevice: process.env['MATCHLOCK_KVM_DEVICE'] ?? '/dev/kvm',
   });
 }

@@ -94,6 +94,18 @@ export class Serial implements BusDevice {
     if (irq) this.#ctx.pulseIrq(this.#irq);
   }
 
+  /**
+   * Host side: bytes typed at the console. They wait in the input ring (bytes beyond its room are dropped and
+   * counted); the receive interrupt fires when the guest enabled it.
+   */
+  receive(bytes: Uint8Array): void {
+    const irq = this.#lock.with(() => {
+      for (const b of bytes) this.#in.pushByte(b, 0);
+      return (this.#s[S_IER]! & IER_RDI) !== 0;
+    });
+    if (irq) this.#ctx.pulseIrq(this.#irq);
+  }
+
   #dlab(): boolean {
     return (this.#s[S_LCR]! & LCR_DLAB) !== 0;
   }

@@ -83,3 +83,13 @@ test('a full output ring drops and counts instead of growing', (t) => {
   t.deepEqual([...ring.pull()!], Array.from({ length: 16 }, (_, i) => i));
   t.is(ring.pull(), null);
 });
+
+test('host input waits in the ring and raises the receive interrupt only when the guest enabled it', (t) => {
+  const { uart, rd, wr, irqs } = setup();
+  uart.receive(Uint8Array.of(0x68));
+  t.deepEqual(irqs, []);
+  wr(1, 0x01);
+  uart.receive(Uint8Array.of(0x69));
+  t.deepEqual(irqs, [4]);
+  t.deepEqual([rd(0), rd(0)], [0x68, 0x69]);
+});
