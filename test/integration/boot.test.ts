@@ -29,7 +29,7 @@ async function boot(t: ExecutionContext, cmdline: string, extra: string[] = []):
   t.log(r.stdout.trim().split('\n').slice(0, 40).join('\n'));
   const out = parseGuestOutput(r.stdout);
   t.deepEqual(out.errors, [], 'the guest\'s output keeps its contract (test/guests/README.md)');
-  t.deepEqual(memoryProblems(out), []);
+  if (cmdline.includes('ml.memtest')) t.deepEqual(memoryProblems(out), []);
   return { r, lines: guestLines(r) };
 }
 
