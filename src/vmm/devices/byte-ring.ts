@@ -80,11 +80,22 @@ export class ByteRing {
     return b;
   }
 
-  /** Consumer: resolves when the producer writes past what was last pulled, or after `timeoutMs`. */
+  /**
+   * Consumer: resolves when the producer writes past what was last pulled, or after `timeoutMs`. A pending
+   * Atomics.waitAsync does not keep Node's event loop alive, so a timer of the same length does: without it a
+   * process whose only other handles are gone would exit in the middle of the wait.
+   */
   async waitForData(timeoutMs: number): Promise<void> {
     const w = Atomics.load(this.#hdr, WRITE);
     if (((w - Atomics.load(this.#hdr, READ)) >>> 0) > 0) return;
     const res = Atomics.waitAsync(this.#hdr, WRITE, w, timeoutMs);
-    if (res.async) await res.value;
+    if (!res.async) return;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs); });
+    try {
+      await Promise.race([res.value, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }
