@@ -27,6 +27,7 @@ function stopLine(r: CliResult): Record<string, unknown> {
 async function boot(t: ExecutionContext, cmdline: string, extra: string[] = []): Promise<{ r: CliResult; lines: string[] }> {
   const r = await runCli(['vm', 'run', '--kernel', TEST_GUEST, '--cmdline', cmdline, ...extra]);
   t.log(r.stdout.trim().split('\n').slice(0, 40).join('\n'));
+  t.log(`exit ${r.code}${r.signal ? ` (${r.signal})` : ''}; VMM log: ${logLines(r.stderr).slice(-2).map((l) => JSON.stringify(l)).join(' ')}`);
   const out = parseGuestOutput(r.stdout);
   t.deepEqual(out.errors, [], 'the guest\'s output keeps its contract (test/guests/README.md)');
   if (cmdline.includes('ml.memtest')) t.deepEqual(memoryProblems(out), []);
