@@ -106,19 +106,33 @@ test('SIGTERM stops a running guest with status 0 and reason signal', async (t) 
   t.is(stopLine(r)['reason'], 'signal');
 });
 
-function processState(): { fds: number; maps: number; threads: number } {
+/** Mappings that are ours to remove: guest RAM (large anonymous regions) and vCPU run pages (KVM vcpu fds). */
+function vmMappings(): string[] {
+  return readFileSync('/proc/self/maps', 'utf8').split('\n').filter((line) => {
+    const [range, , , , , path] = line.split(/\s+/);
+    if (!range) return false;
+    if (path?.includes('kvm')) return true;
+    const [lo, hi] = range.split('-').map((h) => Number.parseInt(h, 16));
+    return lo !== undefined && hi !== undefined && hi - lo >= 64 * MiB && path === undefined;
+  });
+}
+
+function processState(): { fds: number; threads: number } {
   return {
     fds: readdirSync('/proc/self/fd').length,
-    maps: readFileSync('/proc/self/maps', 'utf8').split('\n').length,
     threads: readdirSync('/proc/self/task').length,
   };
 }
 
-test('a VM run in-process leaves no fd, mapping or thread behind', async (t) => {
+// koffi keeps a few small per-thread mappings of every thread that loaded it (measured: ~3 per worker), so the
+// total count of mappings is not ours to assert; the VM's own mappings, fds and threads are.
+test('a VM run in-process leaves no fd, VM mapping or thread behind', async (t) => {
   const log = createRootLogger('silent');
+  const baseline = vmMappings();
   const run = async (): Promise<void> => {
     const m = Machine.create(validateVmConfig({ kernel: TEST_GUEST, cmdline: 'ml.memtest', memMib: 3584, vcpus: 4, serialOut: 'none' }), log);
     try {
+      t.true(vmMappings().length >= baseline.length + 2, 'guest RAM is mapped while the VM exists');
       const result = await m.run();
       t.is(result.reason, 'reset');
     } finally {
@@ -132,6 +146,6 @@ test('a VM run in-process leaves no fd, mapping or thread behind', async (t) => 
   await new Promise((r) => setTimeout(r, 200));
   const after = processState();
   t.is(after.fds, before.fds, 'file descriptors');
-  t.is(after.maps, before.maps, 'memory mappings');
   t.is(after.threads, before.threads, 'threads');
+  t.deepEqual(vmMappings(), baseline, 'guest RAM and vCPU run pages');
 });
