@@ -109,7 +109,7 @@ test('SIGTERM stops a running guest with status 0 and reason signal', async (t) 
 /** Mappings that are ours to remove: guest RAM (large anonymous regions) and vCPU run pages (KVM vcpu fds). */
 function vmMappings(): string[] {
   return readFileSync('/proc/self/maps', 'utf8').split('\n').filter((line) => {
-    const [range, , , , , path] = line.split(/\s+/);
+    const [range, , , , , path] = line.trim().split(/\s+/);
     if (!range) return false;
     if (path?.includes('kvm')) return true;
     const [lo, hi] = range.split('-').map((h) => Number.parseInt(h, 16));
