@@ -132,7 +132,7 @@ test('a VM run in-process leaves no fd, VM mapping or thread behind', async (t) 
   const run = async (): Promise<void> => {
     const m = Machine.create(validateVmConfig({ kernel: TEST_GUEST, cmdline: 'ml.memtest', memMib: 3584, vcpus: 4, serialOut: 'none' }), log);
     try {
-      t.true(vmMappings().length >= baseline.length + 2, 'guest RAM is mapped while the VM exists');
+      t.true(vmMappings().length > baseline.length, 'guest RAM is mapped while the VM exists');
       const result = await m.run();
       t.is(result.reason, 'reset');
     } finally {
