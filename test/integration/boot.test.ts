@@ -109,11 +109,12 @@ test('SIGTERM stops a running guest with status 0 and reason signal', async (t) 
 /** Mappings that are ours to remove: guest RAM (large anonymous regions) and vCPU run pages (KVM vcpu fds). */
 function vmMappings(): string[] {
   return readFileSync('/proc/self/maps', 'utf8').split('\n').filter((line) => {
-    const [range, , , , , path] = line.trim().split(/\s+/);
+    const [range, perms, , , , path] = line.trim().split(/\s+/);
     if (!range) return false;
     if (path?.includes('kvm')) return true;
+    // Guest RAM is read-write anonymous memory; the runtime's own large reservations are PROT_NONE.
     const [lo, hi] = range.split('-').map((h) => Number.parseInt(h, 16));
-    return lo !== undefined && hi !== undefined && hi - lo >= 64 * MiB && path === undefined;
+    return lo !== undefined && hi !== undefined && hi - lo >= 64 * MiB && path === undefined && perms?.startsWith('rw') === true;
   });
 }
 
