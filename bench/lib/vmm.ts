@@ -1,5 +1,6 @@
 /** The two VMMs under test, the test guest they boot, and what they report. */
 import { spawnSync } from 'node:child_process';
+import { logLines } from '../../test/helpers/cli.ts';
 import { cpus, release } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { QEMU } from './kvm.ts';
@@ -67,23 +68,12 @@ export function ensureGuest(): void {
 
 /** Exit counts by reason name (KVM_EXIT_IO, ...) from matchlock's final `"msg":"vm stopped"` log line, or null. */
 export function matchlockExits(stderr: string): Record<string, number> | null {
-  let found: Record<string, number> | null = null;
-  for (const line of stderr.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    let rec: unknown;
-    try {
-      rec = JSON.parse(line);
-    } catch {
-      continue;
-    }
-    if (typeof rec !== 'object' || rec === null) continue;
-    const { msg, exits } = rec as { msg?: unknown; exits?: unknown };
-    if (msg !== 'vm stopped' || typeof exits !== 'object' || exits === null) continue;
-    const counts: Record<string, number> = {};
-    for (const [k, v] of Object.entries(exits)) if (typeof v === 'number') counts[k] = v;
-    found = counts;
-  }
-  return found;
+  const stopped = logLines(stderr).filter((rec) => rec['msg'] === 'vm stopped').pop();
+  const exits = stopped?.['exits'];
+  if (typeof exits !== 'object' || exits === null) return null;
+  const counts: Record<string, number> = {};
+  for (const [k, v] of Object.entries(exits)) if (typeof v === 'number') counts[k] = v;
+  return counts;
 }
 
 /**

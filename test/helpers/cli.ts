@@ -46,7 +46,17 @@ export function runCli(args: readonly string[], opts: CliOptions = {}): Promise<
   });
 }
 
-/** The pino JSON lines of a run's stderr. */
+/** The pino JSON lines of a run's stderr (anything else, and lines that are not whole JSON objects, skipped). */
 export function logLines(stderr: string): Record<string, unknown>[] {
-  return stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const out: Record<string, unknown>[] = [];
+  for (const line of stderr.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const rec: unknown = JSON.parse(line);
+      if (typeof rec === 'object' && rec !== null) out.push(rec as Record<string, unknown>);
+    } catch {
+      // a line cut short, or not ours
+    }
+  }
+  return out;
 }

@@ -14,10 +14,6 @@ import { memoryProblems, parseGuestOutput } from '../helpers/guest-output.ts';
 
 const { test } = kvmSuite(import.meta.url);
 
-function guestLines(r: CliResult): string[] {
-  return r.stdout.split('\n').filter((l) => l.startsWith('mltest: ')).map((l) => l.slice('mltest: '.length));
-}
-
 function stopLine(r: CliResult): Record<string, unknown> {
   const line = logLines(r.stderr).find((l) => l['msg'] === 'vm stopped' || l['msg'] === 'vm failed');
   if (!line) throw new Error(`no final log line in:\n${r.stderr}`);
@@ -31,7 +27,7 @@ async function boot(t: ExecutionContext, cmdline: string, extra: string[] = []):
   const out = parseGuestOutput(r.stdout);
   t.deepEqual(out.errors, [], 'the guest\'s output keeps its contract (test/guests/README.md)');
   if (cmdline.includes('ml.memtest')) t.deepEqual(memoryProblems(out), []);
-  return { r, lines: guestLines(r) };
+  return { r, lines: out.lines.map((l) => l.replace(/^mltest: /, '')) };
 }
 
 test('the guest boots through the Linux 64-bit entry and prints what it was told; the command line arrives intact', async (t) => {
