@@ -109,6 +109,11 @@ export class Machine {
     vcpu.setupLapicLints();
   }
 
+  /** Host address ranges of guest RAM, for diagnostics and leak checks. */
+  get ramHostRanges(): readonly { readonly address: bigint; readonly size: number }[] {
+    return this.#ram.memory.regions.flatMap((r) => (r.hostAddress === null ? [] : [{ address: r.hostAddress, size: r.size }]));
+  }
+
   /** Runs the guest until it stops or the process gets SIGTERM/SIGINT. */
   async run(): Promise<VmResult> {
     const devices = createLegacyShared();

@@ -102,17 +102,22 @@ test('SIGTERM stops a running guest with status 0 and reason signal', async (t) 
   t.is(stopLine(r)['reason'], 'signal');
 });
 
-/** Mappings that are ours to remove: guest RAM (large anonymous regions) and vCPU run pages (KVM vcpu fds). */
-function vmMappings(): string[] {
-  return readFileSync('/proc/self/maps', 'utf8').split('\n').filter((line) => {
-    const [range, perms, , , , path] = line.trim().split(/\s+/);
-    if (!range) return false;
-    if (path?.includes('kvm')) return true;
-    // Guest RAM is read-write anonymous memory; the runtime's own large reservations are PROT_NONE.
-    const [lo, hi] = range.split('-').map((h) => Number.parseInt(h, 16));
-    return lo !== undefined && hi !== undefined && hi - lo >= 64 * MiB && path === undefined && perms?.startsWith('rw') === true;
+interface Mapping { readonly lo: bigint; readonly hi: bigint; readonly path: string }
+
+function mappings(): Mapping[] {
+  return readFileSync('/proc/self/maps', 'utf8').split('\n').flatMap((line) => {
+    const [range, , , , , path] = line.trim().split(/\s+/);
+    const [lo, hi] = (range ?? '').split('-');
+    return lo && hi ? [{ lo: BigInt(`0x${lo}`), hi: BigInt(`0x${hi}`), path: path ?? '' }] : [];
   });
 }
+
+/** Whether any mapping overlaps `[address, address + size)`. */
+function mapped(all: readonly Mapping[], address: bigint, size: number): boolean {
+  return all.some((m) => m.lo < address + BigInt(size) && address < m.hi);
+}
+
+const kvmVcpuMappings = (): Mapping[] => mappings().filter((m) => m.path.includes('kvm-vcpu'));
 
 function processState(): { fds: number; threads: number } {
   return {
@@ -125,16 +130,20 @@ function processState(): { fds: number; threads: number } {
 // total count of mappings is not ours to assert; the VM's own mappings, fds and threads are.
 test('a VM run in-process leaves no fd, VM mapping or thread behind', async (t) => {
   const log = createRootLogger('silent');
-  const baseline = vmMappings();
   const run = async (): Promise<void> => {
     const m = Machine.create(validateVmConfig({ kernel: TEST_GUEST, cmdline: 'ml.memtest', memMib: 3584, vcpus: 4, serialOut: 'none' }), log);
+    const ram = m.ramHostRanges;
     try {
-      t.true(vmMappings().length > baseline.length, 'guest RAM is mapped while the VM exists');
+      t.is(ram.length, 2);
+      t.true(ram.every((r) => mapped(mappings(), r.address, r.size)), 'guest RAM is mapped while the VM exists');
       const result = await m.run();
       t.is(result.reason, 'reset');
     } finally {
       m.close();
     }
+    const after = mappings();
+    t.false(ram.some((r) => mapped(after, r.address, r.size)), 'guest RAM is unmapped by close()');
+    t.deepEqual(kvmVcpuMappings(), [], 'no vCPU run page stays mapped');
   };
   await run(); // warm up: lazily created threads of the runtime itself
   await new Promise((r) => setTimeout(r, 200));
@@ -144,5 +153,4 @@ test('a VM run in-process leaves no fd, VM mapping or thread behind', async (t) 
   const after = processState();
   t.is(after.fds, before.fds, 'file descriptors');
   t.is(after.threads, before.threads, 'threads');
-  t.deepEqual(vmMappings(), baseline, 'guest RAM and vCPU run pages');
 });
