@@ -150,7 +150,7 @@ export class Machine {
   #feedStdin(devices: LegacyShared): () => void {
     const vm = this.#vm;
     const uart = new Serial(devices.serial, {
-      pulseIrq: (irq) => { vm.irqLine(irq, 1); vm.irqLine(irq, 0); },
+      pulseIrq: (irq) => vm.pulseIrq(irq),
       requestStop: () => {},
     });
     const onData = (chunk: Buffer): void => uart.receive(chunk);

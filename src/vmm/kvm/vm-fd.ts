@@ -35,6 +35,12 @@ export class VmFd {
     sys.ioctlBuf(this.fd, sys.KVM_IRQ_LINE, 'KVM_IRQ_LINE', sys.encodeIrqLevel(irq, level));
   }
 
+  /** Pulses an edge-triggered line (ISA devices such as the UART and the i8042). */
+  pulseIrq(irq: number): void {
+    this.irqLine(irq, 1);
+    this.irqLine(irq, 0);
+  }
+
   createVcpu(index: number): VcpuFd {
     const fd = sys.ioctlInt(this.fd, sys.KVM_CREATE_VCPU, 'KVM_CREATE_VCPU', index);
     return new VcpuFd(fd, index);

@@ -20,8 +20,7 @@ const vm = new VmFd(data.vmFd, data.runSize);
 let requested: 'reset' | 'shutdown' | null = null;
 const ctx: DeviceContext = {
   pulseIrq(irq: number): void {
-    vm.irqLine(irq, 1);
-    vm.irqLine(irq, 0);
+    vm.pulseIrq(irq);
   },
   requestStop(reason): void {
     requested = reason;
