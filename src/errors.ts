@@ -20,6 +20,8 @@ export const ErrorCodes = {
   BUS_OVERLAP: 'MATCHLOCK_ERR_BUS_OVERLAP',
   CPU_TEMPLATE: 'MATCHLOCK_ERR_CPU_TEMPLATE',
   VCPU: 'MATCHLOCK_ERR_VCPU',
+  VIRTIO_DRIVER: 'MATCHLOCK_ERR_VIRTIO_DRIVER',
+  DRIVE: 'MATCHLOCK_ERR_DRIVE',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -14,6 +14,8 @@ export interface MemoryRegion {
 interface Slot {
   readonly region: MemoryRegion;
   readonly view: DataView;
+  /** 16-bit words of the region, for the ordered accesses of shared rings (made on first use). */
+  words?: Uint16Array;
 }
 
 function guestMemoryError(gpa: number, len: number, why: string): MatchlockError {
@@ -23,6 +25,16 @@ function guestMemoryError(gpa: number, len: number, why: string): MatchlockError
     { gpa, len },
   );
 }
+
+const Slots = {
+  words(s: Slot, gpa: number): Uint16Array {
+    if (((gpa - s.region.gpa) & 1) !== 0 || (s.region.bytes.byteOffset & 1) !== 0) {
+      throw guestMemoryError(gpa, 2, 'is not 2-byte aligned');
+    }
+    s.words ??= new Uint16Array(s.region.bytes.buffer, s.region.bytes.byteOffset, Math.floor(s.region.bytes.byteLength / 2));
+    return s.words;
+  },
+};
 
 /**
  * Guest RAM, addressed by guest-physical address. Every access is bounds-checked and must lie within one
@@ -146,6 +158,21 @@ export class GuestMemory {
   writeU64(gpa: number, value: bigint | number): void {
     const s = this.#slot(gpa, 8);
     s.view.setBigUint64(gpa - s.region.gpa, BigInt(value), true);
+  }
+
+  /**
+   * An ordered (sequentially consistent) 16-bit load, for indices the guest publishes to other threads: later
+   * reads see at least what the guest wrote before it. `gpa` must be even.
+   */
+  loadU16Ordered(gpa: number): number {
+    const s = this.#slot(gpa, 2);
+    return Atomics.load(Slots.words(s, gpa), (gpa - s.region.gpa) / 2);
+  }
+
+  /** An ordered 16-bit store: everything written before it is visible to the guest first. `gpa` must be even. */
+  storeU16Ordered(gpa: number, value: number): void {
+    const s = this.#slot(gpa, 2);
+    Atomics.store(Slots.words(s, gpa), (gpa - s.region.gpa) / 2, value);
   }
 
   /** A NUL-terminated ASCII string of at most `max` bytes (the NUL not counted). */
