@@ -4,3 +4,4 @@ export * from './kvm-run.ts';
 export * from './kvm-types.ts';
 export * from './calls.ts';
 export { errnoName } from './libc.ts';
+export * from './events.ts';

@@ -191,6 +191,42 @@ export function encodeIrqLevel(irq: number, level: number): Uint8Array {
   return b;
 }
 
+export const KVM_IRQFD_FLAG_DEASSIGN = 1;
+export const KVM_IOEVENTFD_FLAG_DATAMATCH = 1 << 0;
+export const KVM_IOEVENTFD_FLAG_PIO = 1 << 1;
+export const KVM_IOEVENTFD_FLAG_DEASSIGN = 1 << 2;
+
+/** struct kvm_irqfd: an eventfd whose writes raise `gsi` on the in-kernel irqchip. */
+export function encodeIrqfd(fd: number, gsi: number, flags = 0): Uint8Array {
+  const b = new Uint8Array(SIZEOF.kvm_irqfd);
+  const v = dv(b);
+  v.setUint32(0, fd, true);
+  v.setUint32(4, gsi, true);
+  v.setUint32(8, flags, true);
+  return b;
+}
+
+export interface Ioeventfd {
+  readonly addr: number;
+  readonly len: number;
+  readonly fd: number;
+  /** Only writes of this value signal the eventfd (KVM_IOEVENTFD_FLAG_DATAMATCH), or null for any. */
+  readonly datamatch: number | null;
+  readonly deassign?: boolean;
+}
+
+/** struct kvm_ioeventfd: an MMIO write KVM turns into an eventfd signal, without an exit to user space. */
+export function encodeIoeventfd(e: Ioeventfd): Uint8Array {
+  const b = new Uint8Array(SIZEOF.kvm_ioeventfd);
+  const v = dv(b);
+  v.setBigUint64(0, BigInt(e.datamatch ?? 0), true);
+  v.setBigUint64(8, BigInt(e.addr), true);
+  v.setUint32(16, e.len, true);
+  v.setInt32(20, e.fd, true);
+  v.setUint32(24, (e.datamatch === null ? 0 : KVM_IOEVENTFD_FLAG_DATAMATCH) | (e.deassign ? KVM_IOEVENTFD_FLAG_DEASSIGN : 0), true);
+  return b;
+}
+
 /** The LAPIC register page: 32-bit registers at their MMIO offsets. */
 export const APIC_LVT0 = 0x350;
 export const APIC_LVT1 = 0x360;

@@ -24,6 +24,13 @@ export const raw = {
   madvise: libc.func('int madvise(uint64_t addr, size_t len, int advice)') as (addr: bigint, len: number, advice: number) => number,
   gettid: libc.func('int gettid(void)') as () => number,
   getpid: libc.func('int getpid(void)') as () => number,
+  eventfd: libc.func('int eventfd(unsigned int initval, int flags)') as (initval: number, flags: number) => number,
+  epollCreate1: libc.func('int epoll_create1(int flags)') as (flags: number) => number,
+  epollCtl: libc.func('int epoll_ctl(int epfd, int op, int fd, void *event)') as (epfd: number, op: number, fd: number, event: Uint8Array | null) => number,
+  /** Blocks the calling thread: only for threads that do nothing else (a device thread). */
+  epollWait: libc.func('int epoll_wait(int epfd, void *events, int maxevents, int timeout)') as (epfd: number, events: Uint8Array, max: number, timeout: number) => number,
+  read: libc.func('int64_t read(int fd, void *buf, size_t len)') as (fd: number, buf: Uint8Array, len: number) => number | bigint,
+  write: libc.func('int64_t write(int fd, void *buf, size_t len)') as (fd: number, buf: Uint8Array, len: number) => number | bigint,
   tgkill: libc.func('int tgkill(int tgid, int tid, int sig)') as (tgid: number, tid: number, sig: number) => number,
 } as const;
 

@@ -94,3 +94,39 @@ test('encoders round-trip through the decoders', (t) => {
   const fpu = { fcw: 0x37f, fsw: 0, ftwx: 0, last_opcode: 0, last_ip: 0n, last_dp: 0n, mxcsr: 0x1f80 };
   t.deepEqual(sys.decodeFpu(sys.encodeFpu(fpu)), fpu);
 });
+
+test('irqfd, ioeventfd, epoll and eventfd layouts and flags match the C headers', (t) => {
+  const irqfd = new DataView(sys.encodeIrqfd(7, 9, sys.KVM_IRQFD_FLAG_DEASSIGN).buffer);
+  t.is(irqfd.getUint32(get('offsetof kvm_irqfd.fd'), true), 7);
+  t.is(irqfd.getUint32(get('offsetof kvm_irqfd.gsi'), true), 9);
+  t.is(irqfd.getUint32(get('offsetof kvm_irqfd.flags'), true), get('KVM_IRQFD_FLAG_DEASSIGN'));
+  const io = new DataView(sys.encodeIoeventfd({ addr: 0xc000_1050, len: 4, fd: 11, datamatch: 2, deassign: true }).buffer);
+  t.is(io.getBigUint64(get('offsetof kvm_ioeventfd.datamatch'), true), 2n);
+  t.is(io.getBigUint64(get('offsetof kvm_ioeventfd.addr'), true), 0xc000_1050n);
+  t.is(io.getUint32(get('offsetof kvm_ioeventfd.len'), true), 4);
+  t.is(io.getInt32(get('offsetof kvm_ioeventfd.fd'), true), 11);
+  t.is(io.getUint32(get('offsetof kvm_ioeventfd.flags'), true), get('KVM_IOEVENTFD_FLAG_DATAMATCH') | get('KVM_IOEVENTFD_FLAG_DEASSIGN'));
+  t.is(sys.EPOLL_EVENT_SIZE, get('sizeof epoll_event'));
+  t.is(4, get('offsetof epoll_event.data'));
+  for (const k of ['EPOLLIN', 'EPOLLOUT', 'EPOLLERR', 'EPOLLHUP', 'EPOLL_CTL_ADD', 'EPOLL_CTL_DEL', 'EPOLL_CTL_MOD', 'EPOLL_CLOEXEC', 'EFD_NONBLOCK', 'EFD_CLOEXEC'] as const) {
+    t.is(sys[k], get(k), k);
+  }
+});
+
+test('an eventfd signalled twice wakes epoll once with its token and reads back 2', (t) => {
+  const e = sys.eventFd();
+  const ep = sys.epollCreate();
+  try {
+    sys.epollAdd(ep, e, sys.EPOLLIN, 42);
+    const buf = new Uint8Array(sys.EPOLL_EVENT_SIZE * 4);
+    t.deepEqual(sys.epollWait(ep, buf, 0), []);
+    sys.signalEventFd(e);
+    sys.signalEventFd(e);
+    t.deepEqual(sys.epollWait(ep, buf, 1000), [{ token: 42, events: sys.EPOLLIN }]);
+    t.is(sys.drainEventFd(e), 2);
+    t.is(sys.drainEventFd(e), 0);
+  } finally {
+    sys.closeFd(e);
+    sys.closeFd(ep);
+  }
+});

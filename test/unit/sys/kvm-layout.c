@@ -2,6 +2,8 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <linux/kvm.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 
 #define NUM(name, value) printf("%s\"%s\":%lu", first ? "" : ",", name, (unsigned long)(value)), first = 0
 #define IOCTL(x) NUM(#x, x)
@@ -38,6 +40,15 @@ int main(void) {
   OFF(kvm_run, fail_entry.cpu); OFF(kvm_run, internal.suberror); OFF(kvm_run, internal.ndata);
   OFF(kvm_run, internal.data); OFF(kvm_run, system_event.type); OFF(kvm_run, system_event.ndata);
   OFF(kvm_run, system_event.data); OFF(kvm_run, hw.hardware_exit_reason);
+  OFF(kvm_irqfd, fd); OFF(kvm_irqfd, gsi); OFF(kvm_irqfd, flags);
+  OFF(kvm_ioeventfd, datamatch); OFF(kvm_ioeventfd, addr); OFF(kvm_ioeventfd, len); OFF(kvm_ioeventfd, fd);
+  OFF(kvm_ioeventfd, flags);
+  NUM("KVM_IOEVENTFD_FLAG_DATAMATCH", KVM_IOEVENTFD_FLAG_DATAMATCH); NUM("KVM_IOEVENTFD_FLAG_DEASSIGN", KVM_IOEVENTFD_FLAG_DEASSIGN);
+  NUM("KVM_IRQFD_FLAG_DEASSIGN", KVM_IRQFD_FLAG_DEASSIGN);
+  SIZE(epoll_event); OFF(epoll_event, data);
+  NUM("EPOLLIN", EPOLLIN); NUM("EPOLLOUT", EPOLLOUT); NUM("EPOLLERR", EPOLLERR); NUM("EPOLLHUP", EPOLLHUP);
+  NUM("EPOLL_CTL_ADD", EPOLL_CTL_ADD); NUM("EPOLL_CTL_DEL", EPOLL_CTL_DEL); NUM("EPOLL_CTL_MOD", EPOLL_CTL_MOD);
+  NUM("EPOLL_CLOEXEC", EPOLL_CLOEXEC); NUM("EFD_NONBLOCK", EFD_NONBLOCK); NUM("EFD_CLOEXEC", EFD_CLOEXEC);
   printf("}\n");
   return 0;
 }
