@@ -37,10 +37,13 @@ function driveError(message: string, details: Record<string, unknown>, cause?: u
   return new MatchlockError(ErrorCodes.DRIVE, message, details, cause === undefined ? {} : { cause });
 }
 
+/** The most one read or write call moves (Node refuses 2 GiB and more). */
+const IO_CHUNK = 1 << 30;
+
 function preadFull(fd: number, dst: Uint8Array, position: number): void {
   let done = 0;
   while (done < dst.length) {
-    const n = readSync(fd, dst, done, dst.length - done, position + done);
+    const n = readSync(fd, dst, done, Math.min(dst.length - done, IO_CHUNK), position + done);
     if (n === 0) {
       dst.fill(0, done); // past the end of a file that shrank under us: zeros, as a sparse file would read
       return;
@@ -51,13 +54,14 @@ function preadFull(fd: number, dst: Uint8Array, position: number): void {
 
 function pwriteFull(fd: number, src: Uint8Array, position: number): void {
   let done = 0;
-  while (done < src.length) done += writeSync(fd, src, done, src.length - done, position + done);
+  while (done < src.length) done += writeSync(fd, src, done, Math.min(src.length - done, IO_CHUNK), position + done);
 }
 
+/** Node opens every file with O_CLOEXEC, so no VMM child inherits a drive. */
 function openImage(path: string, flags: number): { fd: number; size: number; dev: number; ino: number } {
   let fd: number;
   try {
-    fd = openSync(path, flags | fsc.O_CLOEXEC);
+    fd = openSync(path, flags);
   } catch (e: unknown) {
     throw driveError(`cannot open drive image ${path}: ${errorMessage(e)}`, { path }, e);
   }
@@ -185,16 +189,29 @@ class CowDisk implements Disk {
   }
 }
 
+/**
+ * A drive opened and checked, as plain data: made on the main thread (so a bad drive fails before the VM
+ * exists) and handed to the device thread, which makes the Disk.
+ */
+export interface OpenedDrive {
+  readonly fd: number;
+  /** The overlay's fd for a copy-on-write drive. */
+  readonly overlayFd: number | null;
+  readonly size: number;
+  readonly readOnly: boolean;
+  readonly id: Uint8Array;
+}
+
 /** Opens a drive; throws MATCHLOCK_ERR_DRIVE with the path and what to do. */
-export function openDisk(spec: DriveSpec): Disk {
+export function openDrive(spec: DriveSpec): OpenedDrive {
   if (spec.overlay === null) {
     const img = openImage(spec.path, spec.readOnly ? fsc.O_RDONLY : fsc.O_RDWR);
-    return new RawDisk(img.fd, img.size, spec.readOnly, idBytes(spec, img.dev, img.ino));
+    return { fd: img.fd, overlayFd: null, size: img.size, readOnly: spec.readOnly, id: idBytes(spec, img.dev, img.ino) };
   }
   const base = openImage(spec.path, fsc.O_RDONLY);
   let overlay: number;
   try {
-    overlay = openSync(spec.overlay, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL | fsc.O_CLOEXEC, 0o600);
+    overlay = openSync(spec.overlay, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, 0o600);
   } catch (e: unknown) {
     closeSync(base.fd);
     const exists = (e as NodeJS.ErrnoException).code === 'EEXIST';
@@ -210,5 +227,20 @@ export function openDisk(spec: DriveSpec): Disk {
     closeSync(base.fd);
     throw driveError(`cannot size copy-on-write overlay ${spec.overlay}: ${errorMessage(e)}`, { overlay: spec.overlay }, e);
   }
-  return new CowDisk(base.fd, overlay, base.size, idBytes(spec, base.dev, base.ino));
+  return { fd: base.fd, overlayFd: overlay, size: base.size, readOnly: false, id: idBytes(spec, base.dev, base.ino) };
+}
+
+/** Closes a drive that never became a Disk. */
+export function closeDrive(d: OpenedDrive): void {
+  if (d.overlayFd !== null) closeSync(d.overlayFd);
+  closeSync(d.fd);
+}
+
+/** The Disk over an opened drive; it owns the drive's fds from now on. */
+export function diskFrom(d: OpenedDrive): Disk {
+  return d.overlayFd === null ? new RawDisk(d.fd, d.size, d.readOnly, d.id) : new CowDisk(d.fd, d.overlayFd, d.size, d.id);
+}
+
+export function openDisk(spec: DriveSpec): Disk {
+  return diskFrom(openDrive(spec));
 }
