@@ -4,7 +4,7 @@ import { Machine, validateVmConfig } from '../vmm/index.ts';
 
 export const VM_RUN_USAGE = `usage: matchlock vm run --kernel PATH [--initrd PATH] [--cmdline TEXT] [--mem MiB] [--vcpus N]
                        [--cpu-template NAME|FILE.json] [--boot-protocol auto|linux|pvh] [--serial-out PATH|-|none]
-                       [--serial-in -|none]`;
+                       [--serial-in -|none] [--drive PATH[,ro][,cow=OVERLAY][,id=SERIAL]]...`;
 
 /** `matchlock vm run`: boots one VM in this process and returns the exit status. */
 export async function vmRun(args: string[], log: Logger): Promise<number> {
@@ -22,6 +22,7 @@ export async function vmRun(args: string[], log: Logger): Promise<number> {
       'boot-protocol': { type: 'string' },
       'serial-out': { type: 'string' },
       'serial-in': { type: 'string' },
+      drive: { type: 'string', multiple: true },
     },
   });
   const config = validateVmConfig({
@@ -34,12 +35,13 @@ export async function vmRun(args: string[], log: Logger): Promise<number> {
     bootProtocol: values['boot-protocol'],
     serialOut: values['serial-out'],
     serialIn: values['serial-in'],
+    drives: values.drive,
   });
   const vmLog = log.child({ vm: 'local' });
   const machine = Machine.create(config, vmLog);
   try {
     const result = await machine.run();
-    const fields = { reason: result.reason, detail: result.detail, exitCode: result.exitCode, vcpu: result.vcpu, exits: result.exits };
+    const fields = { reason: result.reason, detail: result.detail, exitCode: result.exitCode, vcpu: result.vcpu, exits: result.exits, devices: result.devices };
     if (result.exitCode === 0) vmLog.info(fields, 'vm stopped');
     else vmLog.error({ ...fields, registers: result.registers }, 'vm failed');
     return result.exitCode;

@@ -2,6 +2,7 @@
  * Everything a guest finds in its memory at the first instruction: kernel, initrd, command line, boot_params or
  * PVH start info, e820, MP table, GDT and page tables. Pure over GuestMemory, so it is tested without KVM.
  */
+import { virtioCmdline } from './devices/virtio/placement.ts';
 import { ErrorCodes, MatchlockError } from '../errors.ts';
 import {
   CMDLINE_START, e820Entries, writeBootGdtAndPageTables, writeBootParams, writeMpTable, writePvhStartInfo, type BootMode,
@@ -37,6 +38,8 @@ export function prepareGuest(mem: GuestMemory, config: VmConfig): PreparedGuest 
   const { mode, entry } = chooseMode(config, kernel);
   const limit = kernel.kind === 'bzimage' ? Math.min(kernel.cmdlineSize + 1, 2048) : undefined;
   const cmdline = new Cmdline(limit).push(config.cmdline);
+  const devices = virtioCmdline(config.drives.length);
+  if (devices !== '') cmdline.push(devices);
   const cmdlineSize = writeCmdline(mem, CMDLINE_START, cmdline);
   const initrd = config.initrd === null
     ? null

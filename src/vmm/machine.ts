@@ -8,6 +8,8 @@ import {
   KVM_TSS_ADDRESS, bootFpu, bootMsrs, linuxBootRegs, linuxBootSregs, normalizeCpuid, pvhBootRegs, pvhBootSregs,
 } from './arch/x86_64/index.ts';
 import { Serial, createLegacyShared, type LegacyShared } from './devices/index.ts';
+import { closeDrive, openDrive, type OpenedDrive } from './devices/virtio/blk/disk.ts';
+import { VirtioDevices, type DeviceCounters } from './devices/virtio/virtio-devices.ts';
 import { Kvm, type VcpuFd, type VmFd } from './kvm/index.ts';
 import { GuestRam } from './memory/index.ts';
 import { prepareGuest, type PreparedGuest } from './guest-setup.ts';
@@ -25,6 +27,8 @@ export interface VmResult {
   readonly registers: string | null;
   readonly exits: Readonly<Record<string, number>>;
   readonly serialBytes: number;
+  /** Per virtio device: requests, bytes, guest faults. */
+  readonly devices: DeviceCounters;
 }
 
 export const EXIT_OK = 0;
@@ -47,8 +51,9 @@ export class Machine {
   readonly #kvm: Kvm;
   readonly #vm: VmFd;
   readonly #vcpus: VcpuFd[];
+  readonly #virtio: VirtioDevices;
 
-  private constructor(config: VmConfig, log: Logger, ram: GuestRam, guest: PreparedGuest, kvm: Kvm, vm: VmFd, vcpus: VcpuFd[]) {
+  private constructor(config: VmConfig, log: Logger, ram: GuestRam, guest: PreparedGuest, kvm: Kvm, vm: VmFd, vcpus: VcpuFd[], virtio: VirtioDevices) {
     this.config = config;
     this.#log = log;
     this.#ram = ram;
@@ -56,6 +61,7 @@ export class Machine {
     this.#kvm = kvm;
     this.#vm = vm;
     this.#vcpus = vcpus;
+    this.#virtio = virtio;
   }
 
   static create(config: VmConfig, log: Logger): Machine {
@@ -63,9 +69,12 @@ export class Machine {
     let kvm: Kvm | null = null;
     let vm: VmFd | null = null;
     const vcpus: VcpuFd[] = [];
+    let drives: OpenedDrive[] = [];
+    let virtio: VirtioDevices | null = null;
     try {
       const guest = prepareGuest(ram.memory, config);
       log.info({ kernel: config.kernel, format: guest.kernel.kind, mode: guest.mode, entry: guest.entry, cmdline: guest.cmdline }, 'guest prepared');
+      for (const d of config.drives) drives.push(openDrive(d));
       kvm = Kvm.open(config.kvmDevice);
       const max = kvm.maxVcpus();
       if (config.vcpus > max) {
@@ -76,14 +85,18 @@ export class Machine {
       vm.createIrqchip();
       vm.createPit2();
       ram.memory.regions.forEach((r, slot) => vm!.setUserMemoryRegion(slot, r.gpa, r.size, r.hostAddress!));
+      virtio = VirtioDevices.create(vm, drives, log);
+      drives = []; // owned by the devices now
       const supported = kvm.supportedCpuid();
       for (let i = 0; i < config.vcpus; i++) {
         const vcpu = vm.createVcpu(i);
         vcpus.push(vcpu);
         Machine.#setupVcpu(vcpu, supported, config, guest);
       }
-      return new Machine(config, log, ram, guest, kvm, vm, vcpus);
+      return new Machine(config, log, ram, guest, kvm, vm, vcpus, virtio);
     } catch (e: unknown) {
+      virtio?.close();
+      for (const d of drives) closeDrive(d);
       for (const v of vcpus) v.close();
       vm?.close();
       kvm?.close();
@@ -116,13 +129,14 @@ export class Machine {
 
   /** Runs the guest until it stops or the process gets SIGTERM/SIGINT. */
   async run(): Promise<VmResult> {
-    const devices = createLegacyShared();
+    const devices = createLegacyShared(this.#virtio.shared);
     const sink = new SerialSink(devices.serial.output, this.config.serialOut);
     let onSignal: (s: NodeJS.Signals) => void = () => {};
     const signalled = new Promise<NodeJS.Signals>((resolve) => { onSignal = resolve; });
     for (const s of STOP_SIGNALS) process.on(s, onSignal);
     const stopInput = this.config.serialIn ? this.#feedStdin(devices) : (): void => {};
     try {
+      await this.#virtio.start(this.#ram.memory.regions.map((r) => ({ gpa: r.gpa, size: r.size, hostAddress: r.hostAddress! })));
       const threads = await VcpuThreads.start(this.#vm, this.#vcpus, devices, this.#log);
       this.#log.info({ vcpus: this.#vcpus.length, memMib: this.config.memMib }, 'vm started');
       const first = await Promise.race([threads.firstStop, signalled]);
@@ -130,7 +144,7 @@ export class Machine {
       const exits: Record<string, number> = {};
       for (const s of stopped) for (const [k, n] of Object.entries(s.exits)) exits[k] = (exits[k] ?? 0) + n;
       await sink.close();
-      const base = { exits, serialBytes: sink.bytes };
+      const base = { exits, serialBytes: sink.bytes, devices: await this.#virtio.stop() };
       if (typeof first === 'string') {
         return { ...base, reason: 'signal', detail: `stopped by ${first}`, exitCode: EXIT_OK, vcpu: null, registers: null };
       }
@@ -140,6 +154,7 @@ export class Machine {
         registers: first.registers,
       };
     } finally {
+      await this.#virtio.stop();
       stopInput();
       for (const s of STOP_SIGNALS) process.off(s, onSignal);
       await sink.close();
@@ -163,6 +178,7 @@ export class Machine {
 
   /** Closes every fd and unmaps guest memory. */
   close(): void {
+    this.#virtio.close();
     for (const v of this.#vcpus.splice(0)) v.close();
     this.#vm.close();
     this.#kvm.close();

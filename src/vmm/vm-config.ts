@@ -1,6 +1,9 @@
 import { totalmem } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { ErrorCodes, MatchlockError, errorMessage } from '../errors.ts';
+import type { DriveSpec } from './devices/virtio/blk/disk.ts';
+import { parseDriveSpec } from './drive-spec.ts';
+import { MAX_VIRTIO_DEVICES } from './devices/virtio/placement.ts';
 import { MAX_MEM_MIB, MAX_VCPUS, builtinCpuTemplate, parseCpuTemplate, type CpuTemplate } from './arch/x86_64/index.ts';
 
 export type BootProtocol = 'auto' | 'linux' | 'pvh';
@@ -18,6 +21,8 @@ export interface VmConfig {
   readonly serialOut: string | null;
   /** Feed the process's stdin to the guest's serial console. */
   readonly serialIn: boolean;
+  /** virtio-blk drives, in the order the guest sees them (vda, vdb …). */
+  readonly drives: readonly DriveSpec[];
   /** The KVM device; MATCHLOCK_KVM_DEVICE overrides /dev/kvm (for hosts that put it elsewhere, and for tests). */
   readonly kvmDevice: string;
 }
@@ -35,6 +40,7 @@ export interface VmConfigInput {
   bootProtocol?: string | undefined;
   serialOut?: string | undefined;
   serialIn?: string | undefined;
+  drives?: readonly string[] | undefined;
 }
 
 function configError(message: string, details: Record<string, unknown>): MatchlockError {
@@ -80,6 +86,10 @@ export function validateVmConfig(input: VmConfigInput): VmConfig {
   if (bootProtocol !== 'auto' && bootProtocol !== 'linux' && bootProtocol !== 'pvh') {
     throw configError(`boot protocol ${JSON.stringify(bootProtocol)} is not one of auto, linux, pvh`, { bootProtocol });
   }
+  const drives = input.drives ?? [];
+  if (drives.length > MAX_VIRTIO_DEVICES) {
+    throw configError(`${drives.length} drives is more than the ${MAX_VIRTIO_DEVICES} virtio devices a VM can have (IRQs 5-23)`, { drives: drives.length });
+  }
   return Object.freeze({
     kernel: input.kernel,
     initrd: input.initrd ?? null,
@@ -90,6 +100,7 @@ export function validateVmConfig(input: VmConfigInput): VmConfig {
     bootProtocol,
     serialOut: input.serialOut === undefined ? '-' : input.serialOut === 'none' ? null : input.serialOut,
     serialIn: serialInput(input.serialIn),
+    drives: Object.freeze(drives.map(parseDriveSpec)),
     kvmDevice: process.env['MATCHLOCK_KVM_DEVICE'] ?? '/dev/kvm',
   });
 }

@@ -82,6 +82,7 @@ int cmdline_next(usize *pos, const char **tok, usize *len);
 void memtest_run(void);
 void mptable_run(void);
 void pio_run(u64 n);
+void vblk_command(const char *t, usize n); /* vblk.c: t is what follows "ml.vblk." */
 __attribute__((noreturn)) void exit_reset(void);
 __attribute__((noreturn)) void exit_triple(void);
 __attribute__((noreturn)) void exit_hang(void);

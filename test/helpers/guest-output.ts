@@ -50,6 +50,8 @@ export interface GuestOutput {
   mptableRaw: string | null;
   /** N of each `PIO <N> done` line, in order. */
   pio: number[];
+  /** Text after `VBLK ` of each virtio-blk report (`INFO sectors 8 ro 0`, `VERIFY 0 8 ok`, `ERROR …`), in order. */
+  vblk: string[];
   /** Tokens the guest reported as `UNKNOWN`. */
   unknown: string[];
   done: boolean;
@@ -104,6 +106,7 @@ export function parseGuestOutput(text: string): GuestOutput {
     mptable: null,
     mptableRaw: null,
     pio: [],
+    vblk: [],
     unknown: [],
     done: false,
     exit: null,
@@ -153,6 +156,10 @@ export function parseGuestOutput(text: string): GuestOutput {
     }
     if (body.startsWith('UNKNOWN ')) {
       out.unknown.push(body.slice(8));
+      return;
+    }
+    if (body.startsWith('VBLK ')) {
+      out.vblk.push(body.slice(5));
       return;
     }
     if (body === 'DONE') {

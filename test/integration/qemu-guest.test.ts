@@ -9,10 +9,13 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { spawn, spawnSync } from 'node:child_process';
-import { accessSync, closeSync, constants, openSync, statSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { accessSync, closeSync, constants, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { memoryProblems, parseGuestOutput, type BootPath, type GuestOutput } from '../helpers/guest-output.ts';
+import { fnv1a64, patternBytes } from '../helpers/vblk-pattern.ts';
 
 const GUESTS = fileURLToPath(new URL('../guests/', import.meta.url));
 const RUN_QEMU = join(GUESTS, 'run-qemu.sh');
@@ -85,6 +88,8 @@ interface RunOptions {
   cpu?: string;
   /** Send SIGTERM once this exact line has appeared on stdout (for `ml.exit=hang`). */
   termAfterLine?: string;
+  /** More QEMU options (devices); QEMU then appends `virtio_mmio.device=…` to the command line. */
+  qemuExtra?: string;
 }
 
 function runGuest(o: RunOptions): Promise<Run> {
@@ -93,6 +98,7 @@ function runGuest(o: RunOptions): Promise<Run> {
       new Promise<Run>((resolve, reject) => {
         const env: NodeJS.ProcessEnv = { ...process.env, ACCEL, GUEST_ELF: IMAGES[o.image] };
         if (o.cpu !== undefined) env['QEMU_CPU'] = o.cpu;
+        if (o.qemuExtra !== undefined) env['QEMU_EXTRA'] = o.qemuExtra;
         const t0 = performance.now();
         const child = spawn(RUN_QEMU, [o.cmdline, String(o.mem ?? 128), String(o.smp ?? 1)], {
           env,
@@ -137,7 +143,8 @@ function checkRun(t: ExecutionContext, r: Run, o: RunOptions, want: { status: nu
   t.is(r.out.partial, '', `unterminated last line\n${show}`);
   t.is(r.out.boot, o.image, show);
   t.is(r.out.bootCount, 1, `the guest booted more than once\n${show}`);
-  t.is(r.out.cmdline, o.cmdline, show);
+  if (o.qemuExtra === undefined) t.is(r.out.cmdline, o.cmdline, show);
+  else t.true(r.out.cmdline?.startsWith(`${o.cmdline} virtio_mmio.device=`), show);
   t.true(r.out.done, `no DONE line\n${show}`);
   t.is(r.out.exit, want.exit, show);
   return r.out;
@@ -323,3 +330,45 @@ for (const image of images) {
     t.true(out.done);
   });
 }
+
+// --- virtio-blk: the guest's driver against QEMU's virtio-blk-device (modern virtio-mmio)
+
+function blkOptions(image: string, extra = ''): string {
+  return `-global virtio-mmio.force-legacy=false -drive id=d0,file=${image},format=raw,if=none${extra} -device virtio-blk-device,drive=d0,serial=qemu-disk-7`;
+}
+
+test('virtio-blk: the guest driver reads, writes, flushes and gets the ID of a QEMU disk', async (t) => {
+  t.timeout(RUN_TIMEOUT_MS * 2);
+  const dir = mkdtempSync(join(tmpdir(), 'matchlock-qblk-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const disk = join(dir, 'disk.img');
+  const before = randomBytes(8 * MiB);
+  writeFileSync(disk, before);
+  const cmdline = 'ml.vblk.info ml.vblk.id ml.vblk.sum=16:2048 ml.vblk.write=4096:8192:11 ml.vblk.verify=4096:8192:11 ml.vblk.verify=4096:8:12 ml.vblk.flush';
+  const o: RunOptions = { image: 'pvh', cmdline, qemuExtra: blkOptions(disk) };
+  const out = checkRun(t, await runGuest(o), o, { status: 0, exit: 'reset' });
+  t.deepEqual(out.vblk, [
+    `INFO sectors ${before.length / 512} ro 0`,
+    'ID qemu-disk-7',
+    `SUM 16 2048 ${fnv1a64(before.subarray(16 * 512, (16 + 2048) * 512))}`,
+    'WRITE 4096 8192 status 0',
+    'VERIFY 4096 8192 ok',
+    'VERIFY 4096 8 bad 4096',
+    'FLUSH status 0',
+  ]);
+  const after = readFileSync(disk);
+  t.true(after.subarray(4096 * 512, (4096 + 8192) * 512).equals(patternBytes(11, 4096, 8192)), 'the pattern landed where the guest put it');
+  t.true(after.subarray(0, 4096 * 512).equals(before.subarray(0, 4096 * 512)), 'nothing else changed');
+});
+
+test('virtio-blk: a read-only QEMU disk is offered RO and refuses the guest\'s writes', async (t) => {
+  t.timeout(RUN_TIMEOUT_MS * 2);
+  const dir = mkdtempSync(join(tmpdir(), 'matchlock-qblk-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const disk = join(dir, 'ro.img');
+  writeFileSync(disk, Buffer.alloc(MiB, 5));
+  const o: RunOptions = { image: 'pvh', cmdline: 'ml.vblk.info ml.vblk.write=0:1:3', qemuExtra: blkOptions(disk, ',readonly=on') };
+  const out = checkRun(t, await runGuest(o), o, { status: 0, exit: 'reset' });
+  t.deepEqual(out.vblk, [`INFO sectors ${MiB / 512} ro 1`, 'WRITE 0 1 status 1']);
+  t.true(readFileSync(disk).equals(Buffer.alloc(MiB, 5)));
+});

@@ -30,6 +30,16 @@ export class VmFd {
     sys.ioctlBuf(this.fd, sys.KVM_SET_USER_MEMORY_REGION, 'KVM_SET_USER_MEMORY_REGION', region);
   }
 
+  /** Turns 4-byte MMIO writes of `datamatch` at `addr` into signals on `fd`, without an exit to user space. */
+  registerIoeventfd(addr: number, fd: number, datamatch: number): void {
+    sys.ioctlBuf(this.fd, sys.KVM_IOEVENTFD, 'KVM_IOEVENTFD', sys.encodeIoeventfd({ addr, len: 4, fd, datamatch }));
+  }
+
+  /** Makes every signal on `fd` an edge on interrupt line `gsi`. */
+  registerIrqfd(fd: number, gsi: number): void {
+    sys.ioctlBuf(this.fd, sys.KVM_IRQFD, 'KVM_IRQFD', sys.encodeIrqfd(fd, gsi));
+  }
+
   /** Sets an interrupt line of the in-kernel irqchip. */
   irqLine(irq: number, level: 0 | 1): void {
     sys.ioctlBuf(this.fd, sys.KVM_IRQ_LINE, 'KVM_IRQ_LINE', sys.encodeIrqLevel(irq, level));

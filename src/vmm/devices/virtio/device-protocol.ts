@@ -1,0 +1,41 @@
+/** What the virtio device thread is started with, and what it says back. */
+import type { OpenedDrive } from './blk/disk.ts';
+import type { VirtioDeviceInfo } from './mmio-transport.ts';
+
+export interface RegionData {
+  readonly gpa: number;
+  readonly size: number;
+  readonly hostAddress: bigint;
+}
+
+export interface BlkDeviceData {
+  readonly kind: 'blk';
+  readonly drive: OpenedDrive;
+}
+
+/** One device as every thread needs it: its registers, its queue eventfds and where it sits. */
+export interface VirtioShared {
+  readonly info: VirtioDeviceInfo;
+  readonly base: number;
+  readonly irq: number;
+  readonly transport: SharedArrayBuffer;
+  /** One eventfd per queue: KVM signals it on QueueNotify (ioeventfd); the transport does for other writes. */
+  readonly queueFds: readonly number[];
+  /** Signalled when the driver sets DRIVER_OK or resets the device, and when the host stops the thread. */
+  readonly controlFd: number;
+}
+
+export interface DeviceWorkerData {
+  readonly regions: readonly RegionData[];
+  readonly devices: readonly (VirtioShared & { readonly irqFd: number; readonly backend: BlkDeviceData })[];
+  readonly controlFd: number;
+  /** Int32Array words: [CONTROL_STOP] = the host wants the thread to end. */
+  readonly control: SharedArrayBuffer;
+}
+
+export const CONTROL_STOP = 0;
+
+export type DeviceMessage =
+  | { readonly type: 'ready' }
+  | { readonly type: 'guest-fault'; readonly device: string; readonly message: string; readonly count: number }
+  | { readonly type: 'stopped'; readonly counters: Readonly<Record<string, Readonly<Record<string, number>>>> };

@@ -1,0 +1,135 @@
+/**
+ * The virtio device thread: one epoll loop over every device's queue eventfds and the control eventfd, so that
+ * disk I/O never runs on a vCPU thread. Guest mistakes are counted and reported (the first few in full); a
+ * broken ring marks that device NEEDS_RESET and the others go on.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { isMatchlockError, errorMessage } from '../../../errors.ts';
+import { GuestMemory } from '../../memory/index.ts';
+import * as sys from '../../sys/index.ts';
+import type { VirtioBackend } from './backend.ts';
+import { BlkBackend } from './blk/blk-device.ts';
+import { diskFrom } from './blk/disk.ts';
+import { CONTROL_STOP, type DeviceMessage, type DeviceWorkerData } from './device-protocol.ts';
+import { SplitQueue } from './queue.ts';
+import { MAX_QUEUES, TransportState } from './transport-state.ts';
+import { VIRTIO_MMIO_INT_VRING, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC } from './virtio-abi.ts';
+
+/** Guest faults reported in full per device; later ones are only counted. */
+const FAULTS_REPORTED = 10;
+
+const data = workerData as DeviceWorkerData;
+const port = parentPort!;
+const control = new Int32Array(data.control);
+const mem = new GuestMemory(data.regions.map((r) => ({ gpa: r.gpa, size: r.size, bytes: sys.viewMapping(r.hostAddress, r.size), hostAddress: r.hostAddress })));
+
+interface Device {
+  readonly name: string;
+  readonly state: TransportState;
+  readonly backend: VirtioBackend;
+  readonly irqFd: number;
+  readonly queueFds: readonly number[];
+  readonly maxSizes: readonly number[];
+  /** The transport epoch the backend's queues belong to, or null while the device is not active. */
+  epoch: number | null;
+  /** The epoch whose rings broke: the device stays down until the driver resets it. */
+  brokenEpoch: number | null;
+  faults: number;
+}
+
+const devices: Device[] = data.devices.map((d) => ({
+  name: d.info.name,
+  state: new TransportState(d.transport, d.info.queueMaxSizes.length),
+  backend: new BlkBackend(mem, diskFrom(d.backend.drive)),
+  irqFd: d.irqFd,
+  queueFds: d.queueFds,
+  maxSizes: d.info.queueMaxSizes,
+  epoch: null,
+  brokenEpoch: null,
+  faults: 0,
+}));
+
+function interrupt(dev: Device): void {
+  dev.state.raise(VIRTIO_MMIO_INT_VRING);
+  sys.signalEventFd(dev.irqFd);
+}
+
+function fault(dev: Device, e: unknown): void {
+  if (!isMatchlockError(e, 'MATCHLOCK_ERR_VIRTIO_DRIVER')) throw e;
+  dev.faults++;
+  if (dev.faults <= FAULTS_REPORTED) port.postMessage({ type: 'guest-fault', device: dev.name, message: errorMessage(e), count: dev.faults } satisfies DeviceMessage);
+  const epoch = dev.epoch ?? dev.state.epoch;
+  dev.brokenEpoch = epoch;
+  if (dev.state.needsReset(epoch)) sys.signalEventFd(dev.irqFd);
+  dev.backend.reset();
+  dev.epoch = null;
+}
+
+/** Brings the backend in line with the registers: activates, re-activates after a reset, or stops. */
+function reconcile(dev: Device): void {
+  const active = dev.state.active();
+  if (active === null) {
+    if (dev.epoch !== null) dev.backend.reset();
+    dev.epoch = null;
+    return;
+  }
+  if (dev.epoch === active.epoch || dev.brokenEpoch === active.epoch) return;
+  dev.backend.reset();
+  dev.epoch = active.epoch;
+  try {
+    const features = {
+      eventIdx: (active.features & (1n << BigInt(VIRTIO_RING_F_EVENT_IDX))) !== 0n,
+      indirect: (active.features & (1n << BigInt(VIRTIO_RING_F_INDIRECT_DESC))) !== 0n,
+    };
+    const queues = active.queues.map((q, i) => (q === null ? null : new SplitQueue(mem, q, features, dev.maxSizes[i])));
+    dev.backend.activate(queues, active.features);
+  } catch (e: unknown) {
+    fault(dev, e);
+    return;
+  }
+  // The driver may have queued buffers before DRIVER_OK reached us.
+  for (let q = 0; q < dev.queueFds.length; q++) work(dev, q);
+}
+
+function work(dev: Device, queue: number): void {
+  if (dev.epoch === null || dev.state.epoch !== dev.epoch) reconcile(dev);
+  if (dev.epoch === null) return;
+  try {
+    if (dev.backend.process(queue)) interrupt(dev);
+  } catch (e: unknown) {
+    fault(dev, e);
+  }
+}
+
+const epfd = sys.epollCreate();
+const CONTROL_TOKEN = 0;
+sys.epollAdd(epfd, data.controlFd, sys.EPOLLIN, CONTROL_TOKEN);
+devices.forEach((dev, d) => dev.queueFds.forEach((fd, q) => sys.epollAdd(epfd, fd, sys.EPOLLIN, 1 + d * MAX_QUEUES + q)));
+const events = new Uint8Array(sys.EPOLL_EVENT_SIZE * 64);
+
+port.postMessage({ type: 'ready' } satisfies DeviceMessage);
+
+try {
+  while (Atomics.load(control, CONTROL_STOP) === 0) {
+    for (const ev of sys.epollWait(epfd, events, -1)) {
+      if (ev.token === CONTROL_TOKEN) {
+        sys.drainEventFd(data.controlFd);
+        for (const dev of devices) reconcile(dev);
+        continue;
+      }
+      const d = Math.floor((ev.token - 1) / MAX_QUEUES);
+      const q = (ev.token - 1) % MAX_QUEUES;
+      const dev = devices[d]!;
+      sys.drainEventFd(dev.queueFds[q]!);
+      work(dev, q);
+    }
+  }
+} finally {
+  sys.closeFd(epfd);
+  const counters: Record<string, Readonly<Record<string, number>>> = {};
+  for (const dev of devices) {
+    counters[dev.name] = { ...dev.backend.counters(), guestFaults: dev.faults };
+    dev.backend.close();
+  }
+  port.postMessage({ type: 'stopped', counters } satisfies DeviceMessage);
+}

@@ -1,0 +1,330 @@
+/*
+ * ml.vblk.*: a ring-3 virtio-blk driver for the first virtio-mmio block
+ * device announced on the command line (virtio_mmio.device=SIZE@BASE:IRQ,
+ * as matchlock and QEMU microvm both write it), modern (version 2)
+ * transport, one split queue of 16, polled (no interrupts). Commands, each
+ * printing one "VBLK ..." line:
+ *
+ *   ml.vblk.info             VBLK INFO sectors <n> ro <0|1>
+ *   ml.vblk.id               VBLK ID <serial>
+ *   ml.vblk.write=S:N:SEED   writes N sectors from S with SEED's pattern;
+ *                            VBLK WRITE S N status <s>
+ *   ml.vblk.verify=S:N:SEED  reads them back; VBLK VERIFY S N ok | bad <sector>
+ *   ml.vblk.sum=S:N          VBLK SUM S N <FNV-1a 64 of the bytes, hex>
+ *   ml.vblk.flush            VBLK FLUSH status <s>
+ *
+ * Failures print "VBLK ERROR <why>". Status 0 is OK, 1 IOERR, 2 UNSUPP.
+ */
+#include "guest.h"
+
+#define QSZ 16
+#define CHUNK (256 * 1024)
+#define SECTOR 512
+
+#define T_IN 0
+#define T_OUT 1
+#define T_FLUSH 4
+#define T_GET_ID 8
+
+struct vdesc {
+	u64 addr;
+	u32 len;
+	u16 flags, next;
+};
+
+static struct vdesc descs[QSZ] __attribute__((aligned(16)));
+static struct {
+	u16 flags, idx, ring[QSZ], used_event;
+} avail __attribute__((aligned(4)));
+static struct {
+	u16 flags, idx;
+	struct {
+		u32 id, len;
+	} ring[QSZ];
+	u16 avail_event;
+} used __attribute__((aligned(4)));
+static u8 header[16] __attribute__((aligned(16)));
+static volatile u8 status;
+static u8 buf[CHUNK] __attribute__((aligned(4096)));
+static int ready; /* 0 untried, 1 ready, -1 failed */
+static u64 capacity;
+static int read_only;
+static u16 last_used;
+static u64 vbase;
+
+static inline u32 mr(u32 off) { return *(volatile u32 *)(vbase + off); }
+static inline void mw(u32 off, u32 v) { *(volatile u32 *)(vbase + off) = v; }
+static inline void mb(void) { __asm__ volatile("mfence" ::: "memory"); }
+
+static void error(const char *why)
+{
+	put_line_start();
+	put_str("VBLK ERROR ");
+	put_str(why);
+	put_nl();
+}
+
+static void set_addr(u32 lo, u64 a)
+{
+	mw(lo, (u32)a);
+	mw(lo + 4, (u32)(a >> 32));
+}
+
+/* The first announced virtio-mmio device that is a modern block device. */
+static u64 find_device(void)
+{
+	const char *t;
+	usize n, pos = 0;
+	while (cmdline_next(&pos, &t, &n)) {
+		if (!starts_with(t, n, "virtio_mmio.device="))
+			continue;
+		usize at = 0, colon = n;
+		for (usize i = 0; i < n; i++) {
+			if (t[i] == '@')
+				at = i;
+			if (t[i] == ':' && at)
+				colon = i;
+		}
+		u64 base;
+		if (!at || !parse_u64(t + at + 1, colon - at - 1, &base))
+			continue;
+		vbase = base;
+		if (mr(0x000) == 0x74726976 && mr(0x004) == 2 && mr(0x008) == 2)
+			return base;
+	}
+	return 0;
+}
+
+static int vblk_init(void)
+{
+	if (ready)
+		return ready;
+	ready = -1;
+	if (!find_device()) {
+		error("no modern virtio-blk device announced on the command line");
+		return ready;
+	}
+	mw(0x070, 0);
+	mw(0x070, 1);
+	mw(0x070, 1 | 2);
+	mw(0x014, 0);
+	read_only = (mr(0x010) >> 5) & 1;
+	mw(0x014, 1);
+	if (!(mr(0x010) & 1)) {
+		error("device does not offer VERSION_1");
+		return ready;
+	}
+	mw(0x024, 0);
+	mw(0x020, read_only << 5);
+	mw(0x024, 1);
+	mw(0x020, 1);
+	mw(0x070, 1 | 2 | 8);
+	if (!(mr(0x070) & 8)) {
+		error("FEATURES_OK refused");
+		return ready;
+	}
+	mw(0x030, 0);
+	if (mr(0x034) < QSZ || mr(0x044) != 0) {
+		error("queue 0 unusable");
+		return ready;
+	}
+	mw(0x038, QSZ);
+	set_addr(0x080, (u64)descs);
+	set_addr(0x090, (u64)&avail);
+	set_addr(0x0a0, (u64)&used);
+	mw(0x044, 1);
+	mw(0x070, 1 | 2 | 8 | 4);
+	capacity = rd64(vbase + 0x100);
+	ready = 1;
+	return ready;
+}
+
+/* One request: header, optional data (device-writable for IN and GET_ID), status. */
+static int request(u32 type, u64 sector, void *data, u32 len, int device_writes)
+{
+	u32 n = 0;
+	u64 spins = 0;
+
+	*(u32 *)header = type;
+	*(u32 *)(header + 4) = 0;
+	*(u64 *)(header + 8) = sector;
+	descs[n] = (struct vdesc){ (u64)header, 16, 1, (u16)(n + 1) };
+	n++;
+	if (len) {
+		descs[n] = (struct vdesc){ (u64)data, len, (u16)(1 | (device_writes ? 2 : 0)), (u16)(n + 1) };
+		n++;
+	}
+	descs[n] = (struct vdesc){ (u64)&status, 1, 2, 0 };
+	status = 0xff;
+	avail.ring[avail.idx % QSZ] = 0;
+	mb();
+	avail.idx++;
+	mb();
+	mw(0x050, 0);
+	while (*(volatile u16 *)&used.idx == last_used) {
+		cpu_relax();
+		if (++spins > (1ULL << 34)) {
+			error("timeout waiting for the used ring");
+			return -1;
+		}
+	}
+	mb();
+	last_used++;
+	return status;
+}
+
+static u64 pattern(u64 seed, u64 byte)
+{
+	u64 z = seed * 0x9e3779b97f4a7c15ULL + byte;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static void fill(u64 seed, u64 first_sector, u32 bytes)
+{
+	u64 *w = (u64 *)buf;
+	u64 base = first_sector * SECTOR;
+	for (u32 i = 0; i < bytes / 8; i++)
+		w[i] = pattern(seed, base + 8ULL * i);
+}
+
+/* Parses "A:B" or "A:B:C" into v[0..count). */
+static int parse_args(const char *t, usize n, u64 *v, int count)
+{
+	int k = 0;
+	usize start = 0;
+	for (usize i = 0; i <= n && k < count; i++) {
+		if (i == n || t[i] == ':') {
+			if (!parse_u64(t + start, i - start, &v[k]))
+				return 0;
+			k++;
+			start = i + 1;
+		}
+	}
+	return k == count;
+}
+
+static void line3(const char *what, u64 s, u64 n)
+{
+	put_line_start();
+	put_str("VBLK ");
+	put_str(what);
+	put_str(" ");
+	put_dec(s);
+	put_str(" ");
+	put_dec(n);
+}
+
+static void cmd_transfer(const char *t, usize n, int verify)
+{
+	u64 v[3];
+	int st = 0;
+	if (!parse_args(t, n, v, 3)) {
+		error("bad S:N:SEED");
+		return;
+	}
+	for (u64 done = 0; done < v[1];) {
+		u64 count = v[1] - done;
+		if (count > CHUNK / SECTOR)
+			count = CHUNK / SECTOR;
+		if (verify) {
+			st = request(T_IN, v[0] + done, buf, (u32)(count * SECTOR), 1);
+			if (st != 0)
+				break;
+			u64 *w = (u64 *)buf;
+			u64 base = (v[0] + done) * SECTOR;
+			for (u32 i = 0; i < count * SECTOR / 8; i++) {
+				if (w[i] != pattern(v[2], base + 8ULL * i)) {
+					line3("VERIFY", v[0], v[1]);
+					put_str(" bad ");
+					put_dec(v[0] + done + i * 8 / SECTOR);
+					put_nl();
+					return;
+				}
+			}
+		} else {
+			fill(v[2], v[0] + done, (u32)(count * SECTOR));
+			st = request(T_OUT, v[0] + done, buf, (u32)(count * SECTOR), 0);
+			if (st != 0)
+				break;
+		}
+		done += count;
+	}
+	line3(verify ? "VERIFY" : "WRITE", v[0], v[1]);
+	if (verify && st == 0) {
+		put_str(" ok");
+	} else {
+		put_str(" status ");
+		put_dec((u64)(st & 0xff));
+	}
+	put_nl();
+}
+
+static void cmd_sum(const char *t, usize n)
+{
+	u64 v[2];
+	u64 h = 0xcbf29ce484222325ULL;
+	if (!parse_args(t, n, v, 2)) {
+		error("bad S:N");
+		return;
+	}
+	for (u64 done = 0; done < v[1];) {
+		u64 count = v[1] - done;
+		if (count > CHUNK / SECTOR)
+			count = CHUNK / SECTOR;
+		int st = request(T_IN, v[0] + done, buf, (u32)(count * SECTOR), 1);
+		if (st != 0) {
+			line3("SUM", v[0], v[1]);
+			put_str(" status ");
+			put_dec((u64)(st & 0xff));
+			put_nl();
+			return;
+		}
+		for (u32 i = 0; i < count * SECTOR; i++)
+			h = (h ^ buf[i]) * 0x100000001b3ULL;
+		done += count;
+	}
+	line3("SUM", v[0], v[1]);
+	put_str(" ");
+	put_hex(h);
+	put_nl();
+}
+
+void vblk_command(const char *t, usize n)
+{
+	if (vblk_init() != 1)
+		return;
+	if (str_eq(t, n, "info")) {
+		put_line_start();
+		put_str("VBLK INFO sectors ");
+		put_dec(capacity);
+		put_str(" ro ");
+		put_dec((u64)read_only);
+		put_nl();
+	} else if (str_eq(t, n, "id")) {
+		memset(buf, 0, 21);
+		int st = request(T_GET_ID, 0, buf, 20, 1);
+		put_line_start();
+		put_str("VBLK ID ");
+		if (st == 0)
+			put_mem((const char *)buf, strlen((const char *)buf));
+		else
+			put_str("<failed>");
+		put_nl();
+	} else if (starts_with(t, n, "write=")) {
+		cmd_transfer(t + 6, n - 6, 0);
+	} else if (starts_with(t, n, "verify=")) {
+		cmd_transfer(t + 7, n - 7, 1);
+	} else if (starts_with(t, n, "sum=")) {
+		cmd_sum(t + 4, n - 4);
+	} else if (str_eq(t, n, "flush")) {
+		int st = request(T_FLUSH, 0, 0, 0, 0);
+		put_line_start();
+		put_str("VBLK FLUSH status ");
+		put_dec((u64)(st & 0xff));
+		put_nl();
+	} else {
+		error("unknown command");
+	}
+}
