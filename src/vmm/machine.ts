@@ -8,7 +8,7 @@ import {
   KVM_TSS_ADDRESS, bootFpu, bootMsrs, linuxBootRegs, linuxBootSregs, normalizeCpuid, pvhBootRegs, pvhBootSregs,
 } from './arch/x86_64/index.ts';
 import { Serial, createLegacyShared, type LegacyShared } from './devices/index.ts';
-import { closeDrive, openDrive, type OpenedDrive } from './devices/virtio/blk/disk.ts';
+import { abandonDrive, openDrive, type OpenedDrive } from './devices/virtio/blk/disk.ts';
 import { VirtioDevices, type DeviceCounters } from './devices/virtio/virtio-devices.ts';
 import { Kvm, type VcpuFd, type VmFd } from './kvm/index.ts';
 import { GuestRam } from './memory/index.ts';
@@ -96,7 +96,7 @@ export class Machine {
       return new Machine(config, log, ram, guest, kvm, vm, vcpus, virtio);
     } catch (e: unknown) {
       virtio?.close();
-      for (const d of drives) closeDrive(d);
+      for (const d of drives) abandonDrive(d);
       for (const v of vcpus) v.close();
       vm?.close();
       kvm?.close();

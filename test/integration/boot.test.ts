@@ -2,7 +2,6 @@
  * The test guest in our VMM on real KVM: it boots, reads its instructions from the command line, checks the
  * memory map and MP table it was given, and ends in each of the ways a VM can end. See test/guests/README.md.
  */
-import type { ExecutionContext } from 'ava';
 import { readdirSync, readFileSync } from 'node:fs';
 import { GuestMemory } from '../../src/vmm/memory/index.ts';
 import { e820Entries, ramRegions, MiB } from '../../src/vmm/arch/x86_64/index.ts';
@@ -10,7 +9,7 @@ import { Machine, validateVmConfig } from '../../src/vmm/index.ts';
 import { createRootLogger } from '../../src/log.ts';
 import { kvmSuite } from '../helpers/kvm.ts';
 import { TEST_GUEST, logLines, runCli, type CliResult } from '../helpers/cli.ts';
-import { memoryProblems, parseGuestOutput } from '../helpers/guest-output.ts';
+import { boot } from '../helpers/boot.ts';
 
 const { test } = kvmSuite(import.meta.url);
 
@@ -20,15 +19,6 @@ function stopLine(r: CliResult): Record<string, unknown> {
   return line;
 }
 
-async function boot(t: ExecutionContext, cmdline: string, extra: string[] = []): Promise<{ r: CliResult; lines: string[] }> {
-  const r = await runCli(['vm', 'run', '--kernel', TEST_GUEST, '--cmdline', cmdline, ...extra]);
-  t.log(r.stdout.trim().split('\n').slice(0, 40).join('\n'));
-  t.log(`exit ${r.code}${r.signal ? ` (${r.signal})` : ''}; VMM log: ${logLines(r.stderr).slice(-2).map((l) => JSON.stringify(l)).join(' ')}`);
-  const out = parseGuestOutput(r.stdout);
-  t.deepEqual(out.errors, [], 'the guest\'s output keeps its contract (test/guests/README.md)');
-  if (cmdline.includes('ml.memtest')) t.deepEqual(memoryProblems(out), []);
-  return { r, lines: out.lines.map((l) => l.replace(/^mltest: /, '')) };
-}
 
 test('the guest boots through the Linux 64-bit entry and prints what it was told; the command line arrives intact', async (t) => {
   const cmdline = 'console=ttyS0  root=/dev/vda "quoted arg" ml.say=hello ml.say=matchlock';

@@ -3,7 +3,7 @@
  * left behind. None of these needs KVM: input is checked before /dev/kvm is opened.
  */
 import test from 'ava';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,12 @@ const hugeElf = join(scratch, 'huge.elf');
 writeFileSync(hugeElf, buildElf({ entry: 0x100000, segments: [{ paddr: 0x100000, data: new Uint8Array(4096), memsz: 200 * 1024 * 1024 }] }));
 const aDirectory = join(scratch, 'a-directory');
 mkdirSync(aDirectory);
+const oddDrive = join(scratch, 'odd.img');
+writeFileSync(oddDrive, Buffer.alloc(1000));
+const goodDrive = join(scratch, 'good.img');
+writeFileSync(goodDrive, Buffer.alloc(4096));
+const takenOverlay = join(scratch, 'taken.overlay');
+writeFileSync(takenOverlay, 'x');
 
 interface Case {
   readonly title: string;
@@ -44,6 +50,12 @@ const cases: Case[] = [
   { title: '33 vCPUs', args: ['--kernel', TEST_GUEST, '--vcpus', '33'], code: 'MATCHLOCK_ERR_CONFIG', mention: /33 vCPUs/ },
   { title: 'unknown CPU template', args: ['--kernel', TEST_GUEST, '--cpu-template', 'T9'], code: 'MATCHLOCK_ERR_CPU_TEMPLATE', mention: /T9/ },
   { title: 'PVH asked of a kernel without the note', args: ['--kernel', hugeElf, '--mem', '512', '--boot-protocol', 'pvh'], code: 'MATCHLOCK_ERR_KERNEL_FORMAT', mention: /PVH/ },
+  { title: 'missing drive image', args: ['--kernel', TEST_GUEST, '--drive', join(scratch, 'nope.img')], code: 'MATCHLOCK_ERR_DRIVE', mention: /nope\.img: ENOENT/ },
+  { title: 'drive of a partial sector', args: ['--kernel', TEST_GUEST, '--drive', oddDrive], code: 'MATCHLOCK_ERR_DRIVE', mention: /1000 bytes, not a positive whole number of 512-byte sectors/ },
+  { title: 'copy-on-write overlay that exists', args: ['--kernel', TEST_GUEST, '--drive', `${goodDrive},cow=${takenOverlay}`], code: 'MATCHLOCK_ERR_DRIVE', mention: /already exists/ },
+  { title: 'unknown drive option', args: ['--kernel', TEST_GUEST, '--drive', `${goodDrive},rw`], code: 'MATCHLOCK_ERR_CONFIG', mention: /unknown option "rw"/ },
+  { title: 'read-only copy-on-write drive', args: ['--kernel', TEST_GUEST, '--drive', `${goodDrive},ro,cow=${join(scratch, 'x.overlay')}`], code: 'MATCHLOCK_ERR_CONFIG', mention: /ro and cow= together/ },
+  { title: '20 drives', args: ['--kernel', TEST_GUEST, ...Array.from({ length: 20 }, () => ['--drive', goodDrive]).flat()], code: 'MATCHLOCK_ERR_CONFIG', mention: /20 drives is more than the 19/ },
   { title: 'no kernel', args: [], code: 'MATCHLOCK_ERR_USAGE', exit: 2, mention: /--kernel/ },
   {
     title: '/dev/kvm missing', args: ['--kernel', TEST_GUEST], code: 'MATCHLOCK_ERR_KVM_UNAVAILABLE', mention: /no-such-kvm.*ENOENT/,
@@ -78,4 +90,16 @@ test('no permission on /dev/kvm says how to get it (run as an unprivileged user)
   });
   t.is(r.code, 1, r.stderr);
   t.regex(r.stderr, /cannot open .*kvm-node \(EACCES\): run as root or as a user in the group that owns it/);
+});
+
+test('a VM that cannot start removes the copy-on-write overlay it created and leaves the base alone', async (t) => {
+  const overlay = join(scratch, 'vm.overlay');
+  const r = await runCli(['vm', 'run', '--kernel', TEST_GUEST, '--drive', `${goodDrive},cow=${overlay}`, '--serial-out', 'none'], {
+    env: { MATCHLOCK_KVM_DEVICE: join(scratch, 'no-such-kvm') },
+  });
+  t.is(r.code, 1, r.stderr);
+  t.regex(r.stderr, /MATCHLOCK_ERR_KVM_UNAVAILABLE/);
+  t.false(existsSync(overlay), 'the overlay is gone');
+  t.true(readFileSync(goodDrive).equals(Buffer.alloc(4096)));
+  t.is(readFileSync(takenOverlay, 'utf8'), 'x', 'an overlay that was there before is never touched');
 });

@@ -9,7 +9,7 @@ import { ErrorCodes, MatchlockError } from '../../../errors.ts';
 import type { VmFd } from '../../kvm/index.ts';
 import * as sys from '../../sys/index.ts';
 import { blkDeviceInfo } from './blk/blk-device.ts';
-import { closeDrive, type OpenedDrive } from './blk/disk.ts';
+import { abandonDrive, type OpenedDrive } from './blk/disk.ts';
 import { CONTROL_STOP, type DeviceMessage, type DeviceWorkerData, type RegionData, type VirtioShared } from './device-protocol.ts';
 import { VirtioMmioTransport } from './mmio-transport.ts';
 import { MAX_VIRTIO_DEVICES, devicePlace, virtioCmdline } from './placement.ts';
@@ -41,7 +41,7 @@ export class VirtioDevices {
    */
   static create(vm: VmFd, drives: readonly OpenedDrive[], log: Logger): VirtioDevices {
     if (drives.length > MAX_VIRTIO_DEVICES) {
-      for (const d of drives) closeDrive(d);
+      for (const d of drives) abandonDrive(d);
       throw new MatchlockError(ErrorCodes.CONFIG, `${drives.length} virtio devices is more than the ${MAX_VIRTIO_DEVICES} IRQs 5-23 allow`, { devices: drives.length });
     }
     const fds: number[] = [];
@@ -69,7 +69,7 @@ export class VirtioDevices {
       return new VirtioDevices(devices, controlFd, log);
     } catch (e: unknown) {
       for (const fd of fds) sys.closeFd(fd);
-      for (const d of drives) closeDrive(d);
+      for (const d of drives) abandonDrive(d);
       throw e;
     }
   }
@@ -132,7 +132,7 @@ export class VirtioDevices {
     for (const d of this.#devices.splice(0)) {
       for (const fd of d.queueFds) sys.closeFd(fd);
       sys.closeFd(d.irqFd);
-      if (!started) closeDrive(d.backend.drive);
+      if (!started) abandonDrive(d.backend.drive);
     }
     sys.closeFd(this.#controlFd);
   }

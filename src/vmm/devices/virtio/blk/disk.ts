@@ -3,7 +3,7 @@
  * of a read-only base and the VM's own sparse overlay. All I/O is positional and synchronous: it runs on the
  * device's thread, never on a vCPU's.
  */
-import { closeSync, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, unlinkSync, writeSync, constants as fsc } from 'node:fs';
+import { closeSync, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, rmSync, unlinkSync, writeSync, constants as fsc } from 'node:fs';
 import { ErrorCodes, MatchlockError, errorMessage } from '../../../../errors.ts';
 
 export const SECTOR_SIZE = 512;
@@ -200,13 +200,15 @@ export interface OpenedDrive {
   readonly size: number;
   readonly readOnly: boolean;
   readonly id: Uint8Array;
+  /** The overlay file this open created (removed again if the VM never starts). */
+  readonly createdOverlay: string | null;
 }
 
 /** Opens a drive; throws MATCHLOCK_ERR_DRIVE with the path and what to do. */
 export function openDrive(spec: DriveSpec): OpenedDrive {
   if (spec.overlay === null) {
     const img = openImage(spec.path, spec.readOnly ? fsc.O_RDONLY : fsc.O_RDWR);
-    return { fd: img.fd, overlayFd: null, size: img.size, readOnly: spec.readOnly, id: idBytes(spec, img.dev, img.ino) };
+    return { fd: img.fd, overlayFd: null, size: img.size, readOnly: spec.readOnly, id: idBytes(spec, img.dev, img.ino), createdOverlay: null };
   }
   const base = openImage(spec.path, fsc.O_RDONLY);
   let overlay: number;
@@ -227,13 +229,14 @@ export function openDrive(spec: DriveSpec): OpenedDrive {
     closeSync(base.fd);
     throw driveError(`cannot size copy-on-write overlay ${spec.overlay}: ${errorMessage(e)}`, { overlay: spec.overlay }, e);
   }
-  return { fd: base.fd, overlayFd: overlay, size: base.size, readOnly: false, id: idBytes(spec, base.dev, base.ino) };
+  return { fd: base.fd, overlayFd: overlay, size: base.size, readOnly: false, id: idBytes(spec, base.dev, base.ino), createdOverlay: spec.overlay };
 }
 
-/** Closes a drive that never became a Disk. */
-export function closeDrive(d: OpenedDrive): void {
+/** Closes a drive that never served a VM, and removes the overlay its opening created: nothing is left. */
+export function abandonDrive(d: OpenedDrive): void {
   if (d.overlayFd !== null) closeSync(d.overlayFd);
   closeSync(d.fd);
+  if (d.createdOverlay !== null) rmSync(d.createdOverlay, { force: true });
 }
 
 /** The Disk over an opened drive; it owns the drive's fds from now on. */
