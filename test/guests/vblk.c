@@ -12,6 +12,10 @@
  *   ml.vblk.verify=S:N:SEED  reads them back; VBLK VERIFY S N ok | bad <sector>
  *   ml.vblk.sum=S:N          VBLK SUM S N <FNV-1a 64 of the bytes, hex>
  *   ml.vblk.flush            VBLK FLUSH status <s>
+ *   ml.vblk.dev=N            use the N-th announced block device (from 0)
+ *   ml.vblk.hostile=KIND     breaks a rule (loop, outside, overflow, availjump,
+ *                            usedmmio, notify, rowrite) and reports
+ *                            VBLK HOSTILE KIND <what> <value hex>
  *
  * Failures print "VBLK ERROR <why>". Status 0 is OK, 1 IOERR, 2 UNSUPP.
  */
@@ -51,6 +55,7 @@ static u64 capacity;
 static int read_only;
 static u16 last_used;
 static u64 vbase;
+static u64 dev_index; /* which announced block device: ml.vblk.dev=N */
 
 static inline u32 mr(u32 off) { return *(volatile u32 *)(vbase + off); }
 static inline void mw(u32 off, u32 v) { *(volatile u32 *)(vbase + off) = v; }
@@ -70,11 +75,12 @@ static void set_addr(u32 lo, u64 a)
 	mw(lo + 4, (u32)(a >> 32));
 }
 
-/* The first announced virtio-mmio device that is a modern block device. */
+/* The dev_index-th announced virtio-mmio device that is a modern block device. */
 static u64 find_device(void)
 {
 	const char *t;
 	usize n, pos = 0;
+	u64 seen = 0;
 	while (cmdline_next(&pos, &t, &n)) {
 		if (!starts_with(t, n, "virtio_mmio.device="))
 			continue;
@@ -89,16 +95,19 @@ static u64 find_device(void)
 		if (!at || !parse_u64(t + at + 1, colon - at - 1, &base))
 			continue;
 		vbase = base;
-		if (mr(0x000) == 0x74726976 && mr(0x004) == 2 && mr(0x008) == 2)
+		if (mr(0x000) == 0x74726976 && mr(0x004) == 2 && mr(0x008) == 2 && seen++ == dev_index)
 			return base;
 	}
 	return 0;
 }
 
-static int vblk_init(void)
+/* Resets the device and sets it up with queue 0's used ring at used_addr. */
+static int vblk_setup(u64 used_addr)
 {
-	if (ready)
-		return ready;
+	memset(descs, 0, sizeof(descs));
+	memset(&avail, 0, sizeof(avail));
+	memset(&used, 0, sizeof(used));
+	last_used = 0;
 	ready = -1;
 	if (!find_device()) {
 		error("no modern virtio-blk device announced on the command line");
@@ -131,12 +140,17 @@ static int vblk_init(void)
 	mw(0x038, QSZ);
 	set_addr(0x080, (u64)descs);
 	set_addr(0x090, (u64)&avail);
-	set_addr(0x0a0, (u64)&used);
+	set_addr(0x0a0, used_addr);
 	mw(0x044, 1);
 	mw(0x070, 1 | 2 | 8 | 4);
 	capacity = rd64(vbase + 0x100);
 	ready = 1;
 	return ready;
+}
+
+static int vblk_init(void)
+{
+	return ready ? ready : vblk_setup((u64)&used);
 }
 
 /* One request: header, optional data (device-writable for IN and GET_ID), status. */
@@ -171,6 +185,89 @@ static int request(u32 type, u64 sector, void *data, u32 len, int device_writes)
 	mb();
 	last_used++;
 	return status;
+}
+
+/* Publishes the chain at descriptor 0 and waits (bounded) for it to be used; returns the used length or -1. */
+static long publish_and_wait(void)
+{
+	avail.ring[avail.idx % QSZ] = 0;
+	mb();
+	avail.idx++;
+	mb();
+	mw(0x050, 0);
+	for (u64 spins = 0; *(volatile u16 *)&used.idx == last_used; spins++) {
+		cpu_relax();
+		if (spins > (1ULL << 26))
+			return -1;
+	}
+	mb();
+	return (long)used.ring[last_used++ % QSZ].len;
+}
+
+/* Waits (bounded) for the device to report NEEDS_RESET; returns the status register. */
+static u32 wait_needs_reset(void)
+{
+	for (u64 spins = 0; !(mr(0x070) & 0x40) && spins < (1ULL << 26); spins++)
+		cpu_relax();
+	return mr(0x070);
+}
+
+static void hostile_result(const char *kind, const char *what, u64 v)
+{
+	put_line_start();
+	put_str("VBLK HOSTILE ");
+	put_str(kind);
+	put_str(" ");
+	put_str(what);
+	put_str(" ");
+	put_hex(v);
+	put_nl();
+}
+
+/* ml.vblk.hostile=KIND: breaks one rule of the virtio spec, reports what the device did, then forgets the device
+ * so that the next command resets and sets it up again. */
+static void cmd_hostile(const char *t, usize n)
+{
+	static char kind[16];
+	usize k = n < sizeof(kind) - 1 ? n : sizeof(kind) - 1;
+	memcpy(kind, t, k);
+	kind[k] = 0;
+	*(u32 *)header = T_IN;
+	*(u64 *)(header + 8) = 0;
+	status = 0xee;
+	if (str_eq(t, n, "loop")) {
+		descs[0] = (struct vdesc){ (u64)header, 16, 1, 1 };
+		descs[1] = (struct vdesc){ (u64)buf, 512, 1 | 2, 0 };
+		hostile_result(kind, "used-len", (u64)publish_and_wait());
+	} else if (str_eq(t, n, "outside") || str_eq(t, n, "overflow")) {
+		u64 addr = str_eq(t, n, "outside") ? 0xc0000000ULL : 0xfffffffffffff000ULL;
+		descs[0] = (struct vdesc){ (u64)header, 16, 1, 1 };
+		descs[1] = (struct vdesc){ addr, 0x2000, 1 | 2, 2 };
+		descs[2] = (struct vdesc){ (u64)&status, 1, 2, 0 };
+		long len = publish_and_wait();
+		hostile_result(kind, "used-len", (u64)len);
+		hostile_result(kind, "status-byte", status);
+	} else if (str_eq(t, n, "availjump")) {
+		avail.idx += 40;
+		mb();
+		mw(0x050, 0);
+		hostile_result(kind, "device-status", wait_needs_reset());
+	} else if (str_eq(t, n, "usedmmio")) {
+		vblk_setup(0xc0000000ULL);
+		hostile_result(kind, "device-status", wait_needs_reset());
+	} else if (str_eq(t, n, "notify")) {
+		mw(0x050, 7);
+		mw(0x050, 0xffffffff);
+		hostile_result(kind, "device-status", mr(0x070));
+	} else if (str_eq(t, n, "rowrite")) {
+		mw(0x000, 0);
+		mw(0x008, 0);
+		mw(0x034, 0);
+		hostile_result(kind, "magic-id-nummax", ((u64)mr(0x000) << 32) | (mr(0x008) << 16) | mr(0x034));
+	} else {
+		error("unknown hostile kind");
+	}
+	ready = 0;
 }
 
 static u64 pattern(u64 seed, u64 byte)
@@ -293,8 +390,18 @@ static void cmd_sum(const char *t, usize n)
 
 void vblk_command(const char *t, usize n)
 {
+	if (starts_with(t, n, "dev=")) {
+		if (!parse_u64(t + 4, n - 4, &dev_index))
+			error("bad dev=N");
+		ready = 0;
+		return;
+	}
 	if (vblk_init() != 1)
 		return;
+	if (starts_with(t, n, "hostile=")) {
+		cmd_hostile(t + 8, n - 8);
+		return;
+	}
 	if (str_eq(t, n, "info")) {
 		put_line_start();
 		put_str("VBLK INFO sectors ");

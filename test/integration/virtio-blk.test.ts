@@ -104,3 +104,38 @@ test('copy-on-write: ten VMs boot from one base at once, each reads back only it
   t.is(sha(readFileSync(base)), baseSum, 'the base image is unchanged');
   t.true(runs.every(({ overlay }) => existsSync(overlay)));
 });
+
+test('a hostile guest driver fails its own requests or breaks its own device; the VMM and the other device go on', async (t) => {
+  const dir = scratch(t);
+  const disks = [join(dir, 'a.img'), join(dir, 'b.img')];
+  for (const d of disks) writeFileSync(d, Buffer.alloc(MiB));
+  const steps = [
+    'ml.vblk.write=0:8:1', 'ml.vblk.dev=1', 'ml.vblk.write=0:8:2', 'ml.vblk.dev=0',
+    'ml.vblk.hostile=loop', 'ml.vblk.verify=0:8:1',
+    'ml.vblk.hostile=outside', 'ml.vblk.verify=0:8:1',
+    'ml.vblk.hostile=overflow', 'ml.vblk.verify=0:8:1',
+    'ml.vblk.hostile=notify', 'ml.vblk.hostile=rowrite', 'ml.vblk.verify=0:8:1',
+    'ml.vblk.hostile=availjump', 'ml.vblk.dev=1', 'ml.vblk.verify=0:8:2', 'ml.vblk.dev=0', 'ml.vblk.verify=0:8:1',
+    'ml.vblk.hostile=usedmmio', 'ml.vblk.dev=1', 'ml.vblk.verify=0:8:2', 'ml.vblk.dev=0', 'ml.vblk.verify=0:8:1',
+  ];
+  const { r, out } = await boot(t, steps.join(' '), disks.flatMap((d) => ['--drive', d]));
+  t.is(r.code, 0, r.stderr);
+  const OK = 'VERIFY 0 8 ok'; // each device still holds its own seed's data (a wrong seed reads as bad)
+  t.deepEqual(out.vblk, [
+    'WRITE 0 8 status 0', 'WRITE 0 8 status 0',
+    'HOSTILE loop used-len 0x0', OK,
+    'HOSTILE outside used-len 0x0', 'HOSTILE outside status-byte 0xee', OK,
+    'HOSTILE overflow used-len 0x0', 'HOSTILE overflow status-byte 0xee', OK,
+    'HOSTILE notify device-status 0xf', 'HOSTILE rowrite magic-id-nummax 0x7472697600020100', OK,
+    'HOSTILE availjump device-status 0x4f', OK, OK,
+    'HOSTILE usedmmio device-status 0x4f', OK, OK,
+  ]);
+  const log = logLines(r.stderr);
+  const faults = log.filter((l) => l['msg'] === 'guest driver fault');
+  t.deepEqual(faults.map((l) => l['device']), ['virtio-blk0', 'virtio-blk0'], 'the two ring-level faults are logged, on the device that made them');
+  t.regex(String(faults[0]?.['reason']), /available index .* ahead/);
+  t.regex(String(faults[1]?.['reason']), /used ring at 0xc0000000 .* outside guest RAM/);
+  const devices = log.find((l) => l['msg'] === 'vm stopped')?.['devices'] as Record<string, Record<string, number>> | undefined;
+  t.like(devices?.['virtio-blk0'], { malformed: 3, guestFaults: 2 });
+  t.like(devices?.['virtio-blk1'], { malformed: 0, guestFaults: 0 });
+});
