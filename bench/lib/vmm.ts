@@ -21,6 +21,8 @@ export interface GuestRun {
   readonly vcpus: number;
   /** true: the guest's COM1 goes to the VMM's stdout (for checking); false: it is discarded (for timing). */
   readonly serial: boolean;
+  /** A raw image attached as the first virtio-blk device (modern virtio-mmio on both VMMs). */
+  readonly drive?: string;
 }
 
 /** `bin/matchlock vm run` with info-level logs (the final "vm stopped" line carries the exit counts). */
@@ -31,6 +33,7 @@ export function matchlockCommand(g: GuestRun): Command {
     args: [
       'vm', 'run', '--kernel', GUEST_ELF, '--cmdline', g.cmdline,
       '--mem', String(g.memMib), '--vcpus', String(g.vcpus), '--serial-out', g.serial ? '-' : 'none',
+      ...(g.drive === undefined ? [] : ['--drive', g.drive]),
     ],
     env: { MATCHLOCK_LOG_LEVEL: 'info' },
   };
@@ -53,6 +56,10 @@ export function qemuCommand(g: GuestRun, accel: { accel: string; cpu: string } =
       '-device', 'i8042',
       '-device', 'isa-debug-exit,iobase=0xf4,iosize=4',
       '-kernel', GUEST_ELF, '-append', g.cmdline,
+      ...(g.drive === undefined ? [] : [
+        '-global', 'virtio-mmio.force-legacy=false',
+        '-drive', `id=d0,file=${g.drive},format=raw,if=none`, '-device', 'virtio-blk-device,drive=d0',
+      ]),
     ],
   };
 }

@@ -12,6 +12,11 @@
  *   ml.vblk.verify=S:N:SEED  reads them back; VBLK VERIFY S N ok | bad <sector>
  *   ml.vblk.sum=S:N          VBLK SUM S N <FNV-1a 64 of the bytes, hex>
  *   ml.vblk.flush            VBLK FLUSH status <s>
+ *   ml.vblk.rd=S:N / wr=S:N  reads / writes N sectors from S in 1 MiB
+ *                            requests, without touching the data (benchmarks);
+ *                            VBLK RD|WR S N status <s>
+ *   ml.vblk.randrd=N:SEED    N reads of 4 KiB at random 4 KiB-aligned places;
+ *                            VBLK RANDRD N status <s>
  *   ml.vblk.dev=N            use the N-th announced block device (from 0)
  *   ml.vblk.hostile=KIND     breaks a rule (loop, outside, overflow, availjump,
  *                            usedmmio, notify, rowrite) and reports
@@ -22,7 +27,7 @@
 #include "guest.h"
 
 #define QSZ 16
-#define CHUNK (256 * 1024)
+#define CHUNK (1024 * 1024)
 #define SECTOR 512
 
 #define T_IN 0
@@ -388,6 +393,51 @@ static void cmd_sum(const char *t, usize n)
 	put_nl();
 }
 
+/* Sequential transfer of N sectors from S in CHUNK requests, data untouched: the device's cost alone. */
+static void cmd_raw(const char *t, usize n, int write)
+{
+	u64 v[2];
+	int st = 0;
+	if (!parse_args(t, n, v, 2)) {
+		error("bad S:N");
+		return;
+	}
+	for (u64 done = 0; done < v[1] && st == 0;) {
+		u64 count = v[1] - done;
+		if (count > CHUNK / SECTOR)
+			count = CHUNK / SECTOR;
+		st = request(write ? T_OUT : T_IN, v[0] + done, buf, (u32)(count * SECTOR), !write);
+		done += count;
+	}
+	line3(write ? "WR" : "RD", v[0], v[1]);
+	put_str(" status ");
+	put_dec((u64)(st & 0xff));
+	put_nl();
+}
+
+static void cmd_randrd(const char *t, usize n)
+{
+	u64 v[2];
+	int st = 0;
+	if (!parse_args(t, n, v, 2)) {
+		error("bad N:SEED");
+		return;
+	}
+	u64 blocks = capacity / 8, x = v[1] | 1;
+	for (u64 i = 0; i < v[0] && st == 0 && blocks; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		st = request(T_IN, (x % blocks) * 8, buf, 4096, 1);
+	}
+	put_line_start();
+	put_str("VBLK RANDRD ");
+	put_dec(v[0]);
+	put_str(" status ");
+	put_dec((u64)(st & 0xff));
+	put_nl();
+}
+
 void vblk_command(const char *t, usize n)
 {
 	if (starts_with(t, n, "dev=")) {
@@ -425,6 +475,12 @@ void vblk_command(const char *t, usize n)
 		cmd_transfer(t + 7, n - 7, 1);
 	} else if (starts_with(t, n, "sum=")) {
 		cmd_sum(t + 4, n - 4);
+	} else if (starts_with(t, n, "rd=")) {
+		cmd_raw(t + 3, n - 3, 0);
+	} else if (starts_with(t, n, "wr=")) {
+		cmd_raw(t + 3, n - 3, 1);
+	} else if (starts_with(t, n, "randrd=")) {
+		cmd_randrd(t + 7, n - 7);
 	} else if (str_eq(t, n, "flush")) {
 		int st = request(T_FLUSH, 0, 0, 0, 0);
 		put_line_start();
