@@ -22,6 +22,7 @@ export const ErrorCodes = {
   VCPU: 'MATCHLOCK_ERR_VCPU',
   VIRTIO_DRIVER: 'MATCHLOCK_ERR_VIRTIO_DRIVER',
   DRIVE: 'MATCHLOCK_ERR_DRIVE',
+  NET: 'MATCHLOCK_ERR_NET',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -4,7 +4,8 @@ import { Machine, validateVmConfig } from '../vmm/index.ts';
 
 export const VM_RUN_USAGE = `usage: matchlock vm run --kernel PATH [--initrd PATH] [--cmdline TEXT] [--mem MiB] [--vcpus N]
                        [--cpu-template NAME|FILE.json] [--boot-protocol auto|linux|pvh] [--serial-out PATH|-|none]
-                       [--serial-in -|none] [--drive PATH[,ro][,cow=OVERLAY][,id=SERIAL]]...`;
+                       [--serial-in -|none] [--drive PATH[,ro][,cow=OVERLAY][,id=SERIAL]]...
+                       [--net tap=NAME[,mac=XX:XX:XX:XX:XX:XX][,mtu=N]]...`;
 
 /** `matchlock vm run`: boots one VM in this process and returns the exit status. */
 export async function vmRun(args: string[], log: Logger): Promise<number> {
@@ -23,6 +24,7 @@ export async function vmRun(args: string[], log: Logger): Promise<number> {
       'serial-out': { type: 'string' },
       'serial-in': { type: 'string' },
       drive: { type: 'string', multiple: true },
+      net: { type: 'string', multiple: true },
     },
   });
   const config = validateVmConfig({
@@ -36,6 +38,7 @@ export async function vmRun(args: string[], log: Logger): Promise<number> {
     serialOut: values['serial-out'],
     serialIn: values['serial-in'],
     drives: values.drive,
+    nets: values.net,
   });
   const vmLog = log.child({ vm: 'local' });
   const machine = Machine.create(config, vmLog);

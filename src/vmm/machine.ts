@@ -8,8 +8,11 @@ import {
   KVM_TSS_ADDRESS, bootFpu, bootMsrs, linuxBootRegs, linuxBootSregs, normalizeCpuid, pvhBootRegs, pvhBootSregs,
 } from './arch/x86_64/index.ts';
 import { Serial, createLegacyShared, type LegacyShared } from './devices/index.ts';
-import { abandonDrive, openDrive, type OpenedDrive } from './devices/virtio/blk/disk.ts';
-import { VirtioDevices, type DeviceCounters } from './devices/virtio/virtio-devices.ts';
+import { openDrive } from './devices/virtio/blk/disk.ts';
+import { blkDeviceInfo } from './devices/virtio/blk/blk-device.ts';
+import { netDeviceInfo } from './devices/virtio/net/net-device.ts';
+import { VirtioDevices, abandonBackend, type DeviceCounters, type DeviceSpec } from './devices/virtio/virtio-devices.ts';
+import * as sys from './sys/index.ts';
 import { Kvm, type VcpuFd, type VmFd } from './kvm/index.ts';
 import { GuestRam } from './memory/index.ts';
 import { prepareGuest, type PreparedGuest } from './guest-setup.ts';
@@ -69,12 +72,21 @@ export class Machine {
     let kvm: Kvm | null = null;
     let vm: VmFd | null = null;
     const vcpus: VcpuFd[] = [];
-    let drives: OpenedDrive[] = [];
+    let specs: DeviceSpec[] = [];
     let virtio: VirtioDevices | null = null;
     try {
       const guest = prepareGuest(ram.memory, config);
       log.info({ kernel: config.kernel, format: guest.kernel.kind, mode: guest.mode, entry: guest.entry, cmdline: guest.cmdline }, 'guest prepared');
-      for (const d of config.drives) drives.push(openDrive(d));
+      // Drives first, then network devices (Firecracker's order): vda… and eth0… in the order given.
+      config.drives.forEach((d, i) => {
+        const drive = openDrive(d);
+        specs.push({ info: blkDeviceInfo(`virtio-blk${i}`, drive), backend: { kind: 'blk', drive } });
+      });
+      config.nets.forEach((n, i) => {
+        const tap = sys.openTap(n.tap);
+        specs.push({ info: netDeviceInfo(`virtio-net${i}`, n), backend: { kind: 'net', tap } });
+        log.info({ device: `virtio-net${i}`, tap: tap.name, created: tap.created }, 'tap opened');
+      });
       kvm = Kvm.open(config.kvmDevice);
       const max = kvm.maxVcpus();
       if (config.vcpus > max) {
@@ -85,8 +97,8 @@ export class Machine {
       vm.createIrqchip();
       vm.createPit2();
       ram.memory.regions.forEach((r, slot) => vm!.setUserMemoryRegion(slot, r.gpa, r.size, r.hostAddress!));
-      virtio = VirtioDevices.create(vm, drives, log);
-      drives = []; // owned by the devices now
+      virtio = VirtioDevices.create(vm, specs, log);
+      specs = []; // owned by the devices now
       const supported = kvm.supportedCpuid();
       for (let i = 0; i < config.vcpus; i++) {
         const vcpu = vm.createVcpu(i);
@@ -96,7 +108,7 @@ export class Machine {
       return new Machine(config, log, ram, guest, kvm, vm, vcpus, virtio);
     } catch (e: unknown) {
       virtio?.close();
-      for (const d of drives) abandonDrive(d);
+      for (const d of specs) abandonBackend(d.backend);
       for (const v of vcpus) v.close();
       vm?.close();
       kvm?.close();

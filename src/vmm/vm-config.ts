@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { ErrorCodes, MatchlockError, errorMessage } from '../errors.ts';
 import type { DriveSpec } from './devices/virtio/blk/disk.ts';
 import { parseDriveSpec } from './drive-spec.ts';
+import { parseNetSpec, type NetSpec } from './net-spec.ts';
 import { MAX_VIRTIO_DEVICES } from './devices/virtio/placement.ts';
 import { MAX_MEM_MIB, MAX_VCPUS, builtinCpuTemplate, parseCpuTemplate, type CpuTemplate } from './arch/x86_64/index.ts';
 
@@ -23,6 +24,8 @@ export interface VmConfig {
   readonly serialIn: boolean;
   /** virtio-blk drives, in the order the guest sees them (vda, vdb …). */
   readonly drives: readonly DriveSpec[];
+  /** virtio-net devices on TAPs, after the drives (eth0, eth1 …). */
+  readonly nets: readonly NetSpec[];
   /** The KVM device; MATCHLOCK_KVM_DEVICE overrides /dev/kvm (for hosts that put it elsewhere, and for tests). */
   readonly kvmDevice: string;
 }
@@ -41,6 +44,7 @@ export interface VmConfigInput {
   serialOut?: string | undefined;
   serialIn?: string | undefined;
   drives?: readonly string[] | undefined;
+  nets?: readonly string[] | undefined;
 }
 
 function configError(message: string, details: Record<string, unknown>): MatchlockError {
@@ -87,9 +91,14 @@ export function validateVmConfig(input: VmConfigInput): VmConfig {
     throw configError(`boot protocol ${JSON.stringify(bootProtocol)} is not one of auto, linux, pvh`, { bootProtocol });
   }
   const drives = input.drives ?? [];
-  if (drives.length > MAX_VIRTIO_DEVICES) {
-    throw configError(`${drives.length} drives is more than the ${MAX_VIRTIO_DEVICES} virtio devices a VM can have (IRQs 5-23)`, { drives: drives.length });
+  const nets = input.nets ?? [];
+  if (drives.length + nets.length > MAX_VIRTIO_DEVICES) {
+    throw configError(`${drives.length} drives and ${nets.length} network devices are more than the ${MAX_VIRTIO_DEVICES} virtio devices a VM can have (IRQs 5-23)`, { drives: drives.length, nets: nets.length });
   }
+  const netSpecs = nets.map(parseNetSpec);
+  const taps = netSpecs.map((n) => n.tap);
+  const twice = taps.find((name, i) => taps.indexOf(name) !== i);
+  if (twice !== undefined) throw configError(`TAP ${twice} is given twice: each --net needs its own TAP`, { tap: twice });
   return Object.freeze({
     kernel: input.kernel,
     initrd: input.initrd ?? null,
@@ -101,6 +110,7 @@ export function validateVmConfig(input: VmConfigInput): VmConfig {
     serialOut: input.serialOut === undefined ? '-' : input.serialOut === 'none' ? null : input.serialOut,
     serialIn: serialInput(input.serialIn),
     drives: Object.freeze(drives.map(parseDriveSpec)),
+    nets: Object.freeze(netSpecs),
     kvmDevice: process.env['MATCHLOCK_KVM_DEVICE'] ?? '/dev/kvm',
   });
 }

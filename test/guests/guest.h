@@ -83,6 +83,12 @@ void memtest_run(void);
 void mptable_run(void);
 void pio_run(u64 n);
 void vblk_command(const char *t, usize n); /* vblk.c: t is what follows "ml.vblk." */
+void vnet_command(const char *t, usize n); /* vnet.c: t is what follows "ml.vnet." */
+
+/* ---- vmmio.c: virtio-mmio devices announced as virtio_mmio.device=SIZE@BASE:IRQ ---- */
+u64 vmmio_find(u32 device_id, u64 index); /* base of the index-th modern device of that ID, or 0 */
+static inline u32 vm_rd(u64 base, u32 off) { return *(volatile u32 *)(base + off); }
+static inline void vm_wr(u64 base, u32 off, u32 v) { *(volatile u32 *)(base + off) = v; }
 __attribute__((noreturn)) void exit_reset(void);
 __attribute__((noreturn)) void exit_triple(void);
 __attribute__((noreturn)) void exit_hang(void);

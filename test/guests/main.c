@@ -52,6 +52,8 @@ __attribute__((noreturn)) void user_main(u32 kind, u64 info)
 			put_nl();
 		} else if (starts_with(t, n, "ml.vblk.")) {
 			vblk_command(t + 8, n - 8);
+		} else if (starts_with(t, n, "ml.vnet.")) {
+			vnet_command(t + 8, n - 8);
 		} else if (str_eq(t, n, "ml.exit=reset")) {
 			how = EXIT_RESET;
 		} else if (str_eq(t, n, "ml.exit=triple")) {

@@ -80,32 +80,6 @@ static void set_addr(u32 lo, u64 a)
 	mw(lo + 4, (u32)(a >> 32));
 }
 
-/* The dev_index-th announced virtio-mmio device that is a modern block device. */
-static u64 find_device(void)
-{
-	const char *t;
-	usize n, pos = 0;
-	u64 seen = 0;
-	while (cmdline_next(&pos, &t, &n)) {
-		if (!starts_with(t, n, "virtio_mmio.device="))
-			continue;
-		usize at = 0, colon = n;
-		for (usize i = 0; i < n; i++) {
-			if (t[i] == '@')
-				at = i;
-			if (t[i] == ':' && at)
-				colon = i;
-		}
-		u64 base;
-		if (!at || !parse_u64(t + at + 1, colon - at - 1, &base))
-			continue;
-		vbase = base;
-		if (mr(0x000) == 0x74726976 && mr(0x004) == 2 && mr(0x008) == 2 && seen++ == dev_index)
-			return base;
-	}
-	return 0;
-}
-
 /* Resets the device and sets it up with queue 0's used ring at used_addr. */
 static int vblk_setup(u64 used_addr)
 {
@@ -114,7 +88,8 @@ static int vblk_setup(u64 used_addr)
 	memset(&used, 0, sizeof(used));
 	last_used = 0;
 	ready = -1;
-	if (!find_device()) {
+	vbase = vmmio_find(2, dev_index);
+	if (!vbase) {
 		error("no modern virtio-blk device announced on the command line");
 		return ready;
 	}

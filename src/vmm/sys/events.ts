@@ -69,6 +69,12 @@ export function epollRemove(epfd: number, fd: number): void {
   if (raw.epollCtl(epfd, EPOLL_CTL_DEL, fd, null) < 0) throw syscallError('epoll_ctl (del)', { fd });
 }
 
+/** An fd and the epoll events to wait for. */
+export interface Watch {
+  readonly fd: number;
+  readonly events: number;
+}
+
 export interface ReadyEvent {
   readonly token: number;
   readonly events: number;

@@ -5,3 +5,4 @@ export * from './kvm-types.ts';
 export * from './calls.ts';
 export { errnoName } from './libc.ts';
 export * from './events.ts';
+export * from './tap.ts';

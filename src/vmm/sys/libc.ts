@@ -24,6 +24,7 @@ export const raw = {
   madvise: libc.func('int madvise(uint64_t addr, size_t len, int advice)') as (addr: bigint, len: number, advice: number) => number,
   gettid: libc.func('int gettid(void)') as () => number,
   getpid: libc.func('int getpid(void)') as () => number,
+  socket: libc.func('int socket(int domain, int type, int protocol)') as (domain: number, type: number, protocol: number) => number,
   eventfd: libc.func('int eventfd(unsigned int initval, int flags)') as (initval: number, flags: number) => number,
   epollCreate1: libc.func('int epoll_create1(int flags)') as (flags: number) => number,
   epollCtl: libc.func('int epoll_ctl(int epfd, int op, int fd, void *event)') as (epfd: number, op: number, fd: number, event: Uint8Array | null) => number,

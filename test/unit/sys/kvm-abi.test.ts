@@ -130,3 +130,10 @@ test('an eventfd signalled twice wakes epoll once with its token and reads back 
     sys.closeFd(ep);
   }
 });
+
+test('TAP ioctls, flags and struct ifreq match the C headers', (t) => {
+  for (const k of ['TUNSETIFF', 'TUNSETVNETHDRSZ', 'TUNSETOFFLOAD', 'SIOCGIFFLAGS', 'SIOCSIFFLAGS', 'IFF_TAP', 'IFF_NO_PI', 'IFF_VNET_HDR', 'IFF_UP',
+    'TUN_F_CSUM', 'TUN_F_TSO4', 'TUN_F_TSO6', 'IFREQ_SIZE', 'IFREQ_FLAGS_OFFSET', 'VNET_HDR_SIZE', 'O_NONBLOCK', 'AF_INET', 'SOCK_DGRAM', 'SOCK_CLOEXEC'] as const) {
+    t.is(sys[k], get(k), k);
+  }
+});

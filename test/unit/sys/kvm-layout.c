@@ -4,6 +4,12 @@
 #include <linux/kvm.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <net/if.h>
+#include <linux/if_tun.h>
+#include <linux/virtio_net.h>
+#include <fcntl.h>
 
 #define NUM(name, value) printf("%s\"%s\":%lu", first ? "" : ",", name, (unsigned long)(value)), first = 0
 #define IOCTL(x) NUM(#x, x)
@@ -49,6 +55,12 @@ int main(void) {
   NUM("EPOLLIN", EPOLLIN); NUM("EPOLLOUT", EPOLLOUT); NUM("EPOLLERR", EPOLLERR); NUM("EPOLLHUP", EPOLLHUP);
   NUM("EPOLL_CTL_ADD", EPOLL_CTL_ADD); NUM("EPOLL_CTL_DEL", EPOLL_CTL_DEL); NUM("EPOLL_CTL_MOD", EPOLL_CTL_MOD);
   NUM("EPOLL_CLOEXEC", EPOLL_CLOEXEC); NUM("EFD_NONBLOCK", EFD_NONBLOCK); NUM("EFD_CLOEXEC", EFD_CLOEXEC);
+  IOCTL(TUNSETIFF); IOCTL(TUNSETVNETHDRSZ); IOCTL(TUNSETOFFLOAD); IOCTL(SIOCGIFFLAGS); IOCTL(SIOCSIFFLAGS);
+  NUM("IFF_TAP", IFF_TAP); NUM("IFF_NO_PI", IFF_NO_PI); NUM("IFF_VNET_HDR", IFF_VNET_HDR); NUM("IFF_UP", IFF_UP);
+  NUM("TUN_F_CSUM", TUN_F_CSUM); NUM("TUN_F_TSO4", TUN_F_TSO4); NUM("TUN_F_TSO6", TUN_F_TSO6);
+  NUM("IFREQ_SIZE", sizeof(struct ifreq)); NUM("IFREQ_FLAGS_OFFSET", offsetof(struct ifreq, ifr_flags));
+  NUM("VNET_HDR_SIZE", sizeof(struct virtio_net_hdr_v1)); NUM("O_NONBLOCK", O_NONBLOCK); NUM("AF_INET", AF_INET);
+  NUM("SOCK_DGRAM", SOCK_DGRAM); NUM("SOCK_CLOEXEC", SOCK_CLOEXEC);
   printf("}\n");
   return 0;
 }

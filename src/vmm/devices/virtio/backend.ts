@@ -2,9 +2,20 @@
  * What a virtio device does on its own thread, kvmtool-style: a small table of operations the device thread
  * calls. The transport and the thread's event loop are the same for every device.
  */
+import type { Watch } from '../../sys/index.ts';
 import type { SplitQueue } from './queue.ts';
 
+/** What a backend may ask of the device thread's loop. */
+export interface BackendContext {
+  /** Changes which events (EPOLLIN, EPOLLOUT) of one of the backend's own fds the loop waits for; 0 for none. */
+  setInterest(fd: number, events: number): void;
+}
+
 export interface VirtioBackend {
+  /** The backend's own fds for the loop to watch (none for a disk). */
+  readonly watches: readonly Watch[];
+  /** One of `watches` is ready; returns true when the driver should be interrupted. */
+  ready(fd: number, events: number): boolean;
   /**
    * The driver set DRIVER_OK: these are its queues (null where it left one unready) and the features it
    * accepted. Throws a MATCHLOCK_ERR_VIRTIO_DRIVER error if the device cannot work with them.

@@ -1,6 +1,7 @@
 /** What the virtio device thread is started with, and what it says back. */
 import type { OpenedDrive } from './blk/disk.ts';
 import type { VirtioDeviceInfo } from './mmio-transport.ts';
+import type { Tap } from '../../sys/index.ts';
 
 export interface RegionData {
   readonly gpa: number;
@@ -12,6 +13,13 @@ export interface BlkDeviceData {
   readonly kind: 'blk';
   readonly drive: OpenedDrive;
 }
+
+export interface NetDeviceData {
+  readonly kind: 'net';
+  readonly tap: Tap;
+}
+
+export type BackendData = BlkDeviceData | NetDeviceData;
 
 /** One device as every thread needs it: its registers, its queue eventfds and where it sits. */
 export interface VirtioShared {
@@ -27,7 +35,7 @@ export interface VirtioShared {
 
 export interface DeviceWorkerData {
   readonly regions: readonly RegionData[];
-  readonly devices: readonly (VirtioShared & { readonly irqFd: number; readonly backend: BlkDeviceData })[];
+  readonly devices: readonly (VirtioShared & { readonly irqFd: number; readonly backend: BackendData })[];
   readonly controlFd: number;
   /** Int32Array words: [CONTROL_STOP] = the host wants the thread to end. */
   readonly control: SharedArrayBuffer;
@@ -38,4 +46,5 @@ export const CONTROL_STOP = 0;
 export type DeviceMessage =
   | { readonly type: 'ready' }
   | { readonly type: 'guest-fault'; readonly device: string; readonly message: string; readonly count: number }
+  | { readonly type: 'device-failed'; readonly device: string; readonly message: string }
   | { readonly type: 'stopped'; readonly counters: Readonly<Record<string, Readonly<Record<string, number>>>> };

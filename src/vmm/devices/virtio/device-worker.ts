@@ -7,7 +7,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { isMatchlockError, errorMessage } from '../../../errors.ts';
 import { GuestMemory } from '../../memory/index.ts';
 import * as sys from '../../sys/index.ts';
-import type { VirtioBackend } from './backend.ts';
+import type { BackendContext, VirtioBackend } from './backend.ts';
+import { NetBackend } from './net/net-device.ts';
 import { BlkBackend } from './blk/blk-device.ts';
 import { diskFrom } from './blk/disk.ts';
 import { CONTROL_STOP, type DeviceMessage, type DeviceWorkerData } from './device-protocol.ts';
@@ -37,10 +38,35 @@ interface Device {
   faults: number;
 }
 
+const epfd = sys.epollCreate();
+const CONTROL_TOKEN = 0;
+/** Tokens from here name a backend's own fd (an index into `watched`); below, a queue's eventfd. */
+const WATCH_TOKENS = 1 + MAX_QUEUES * 32;
+const watched: { readonly device: number; readonly fd: number }[] = [];
+
+function tokenOf(fd: number): number {
+  const i = watched.findIndex((w) => w.fd === fd);
+  if (i < 0) throw new Error(`fd ${fd} is not watched`);
+  return WATCH_TOKENS + i;
+}
+
+const ctx: BackendContext = {
+  setInterest(fd: number, events: number): void {
+    sys.epollModify(epfd, fd, events, tokenOf(fd));
+  },
+};
+
+function makeBackend(d: DeviceWorkerData['devices'][number]): VirtioBackend {
+  switch (d.backend.kind) {
+    case 'blk': return new BlkBackend(mem, diskFrom(d.backend.drive));
+    case 'net': return new NetBackend(mem, d.backend.tap, ctx);
+  }
+}
+
 const devices: Device[] = data.devices.map((d) => ({
   name: d.info.name,
   state: new TransportState(d.transport, d.info.queueMaxSizes.length),
-  backend: new BlkBackend(mem, diskFrom(d.backend.drive)),
+  backend: makeBackend(d),
   irqFd: d.irqFd,
   queueFds: d.queueFds,
   maxSizes: d.info.queueMaxSizes,
@@ -54,10 +80,17 @@ function interrupt(dev: Device): void {
   sys.signalEventFd(dev.irqFd);
 }
 
+/**
+ * The device cannot go on with this configuration. A guest's mistake is counted (and the first few reported);
+ * a host failure (a TAP gone, say) is reported; either way the device waits for a reset and the others go on.
+ */
 function fault(dev: Device, e: unknown): void {
-  if (!isMatchlockError(e, 'MATCHLOCK_ERR_VIRTIO_DRIVER')) throw e;
-  dev.faults++;
-  if (dev.faults <= FAULTS_REPORTED) port.postMessage({ type: 'guest-fault', device: dev.name, message: errorMessage(e), count: dev.faults } satisfies DeviceMessage);
+  if (isMatchlockError(e, 'MATCHLOCK_ERR_VIRTIO_DRIVER')) {
+    dev.faults++;
+    if (dev.faults <= FAULTS_REPORTED) port.postMessage({ type: 'guest-fault', device: dev.name, message: errorMessage(e), count: dev.faults } satisfies DeviceMessage);
+  } else {
+    port.postMessage({ type: 'device-failed', device: dev.name, message: errorMessage(e) } satisfies DeviceMessage);
+  }
   const epoch = dev.epoch ?? dev.state.epoch;
   dev.brokenEpoch = epoch;
   if (dev.state.needsReset(epoch)) sys.signalEventFd(dev.irqFd);
@@ -88,23 +121,28 @@ function reconcile(dev: Device): void {
     return;
   }
   // The driver may have queued buffers before DRIVER_OK reached us.
-  for (let q = 0; q < dev.queueFds.length; q++) work(dev, q);
+  for (let q = 0; q < dev.queueFds.length; q++) work(dev, (b) => b.process(q));
 }
 
-function work(dev: Device, queue: number): void {
+/** Runs `step` for an active device; true from it means: interrupt the driver. */
+function work(dev: Device, step: (b: VirtioBackend) => boolean): void {
   if (dev.epoch === null || dev.state.epoch !== dev.epoch) reconcile(dev);
   if (dev.epoch === null) return;
   try {
-    if (dev.backend.process(queue)) interrupt(dev);
+    if (step(dev.backend)) interrupt(dev);
   } catch (e: unknown) {
     fault(dev, e);
   }
 }
 
-const epfd = sys.epollCreate();
-const CONTROL_TOKEN = 0;
 sys.epollAdd(epfd, data.controlFd, sys.EPOLLIN, CONTROL_TOKEN);
-devices.forEach((dev, d) => dev.queueFds.forEach((fd, q) => sys.epollAdd(epfd, fd, sys.EPOLLIN, 1 + d * MAX_QUEUES + q)));
+devices.forEach((dev, d) => {
+  dev.queueFds.forEach((fd, q) => sys.epollAdd(epfd, fd, sys.EPOLLIN, 1 + d * MAX_QUEUES + q));
+  for (const w of dev.backend.watches) {
+    watched.push({ device: d, fd: w.fd });
+    sys.epollAdd(epfd, w.fd, w.events, tokenOf(w.fd));
+  }
+});
 const events = new Uint8Array(sys.EPOLL_EVENT_SIZE * 64);
 
 port.postMessage({ type: 'ready' } satisfies DeviceMessage);
@@ -117,11 +155,18 @@ try {
         for (const dev of devices) reconcile(dev);
         continue;
       }
+      if (ev.token >= WATCH_TOKENS) {
+        const w = watched[ev.token - WATCH_TOKENS]!;
+        const dev = devices[w.device]!;
+        if (dev.epoch === null) ctx.setInterest(w.fd, 0); // a device that is down waits for its driver
+        else work(dev, (b) => b.ready(w.fd, ev.events));
+        continue;
+      }
       const d = Math.floor((ev.token - 1) / MAX_QUEUES);
       const q = (ev.token - 1) % MAX_QUEUES;
       const dev = devices[d]!;
       sys.drainEventFd(dev.queueFds[q]!);
-      work(dev, q);
+      work(dev, (b) => b.process(q));
     }
   }
 } finally {

@@ -8,15 +8,26 @@ import type { Logger } from 'pino';
 import { ErrorCodes, MatchlockError } from '../../../errors.ts';
 import type { VmFd } from '../../kvm/index.ts';
 import * as sys from '../../sys/index.ts';
-import { blkDeviceInfo } from './blk/blk-device.ts';
-import { abandonDrive, type OpenedDrive } from './blk/disk.ts';
-import { CONTROL_STOP, type DeviceMessage, type DeviceWorkerData, type RegionData, type VirtioShared } from './device-protocol.ts';
-import { VirtioMmioTransport } from './mmio-transport.ts';
+import { abandonDrive } from './blk/disk.ts';
+import { CONTROL_STOP, type BackendData, type DeviceMessage, type DeviceWorkerData, type RegionData, type VirtioShared } from './device-protocol.ts';
+import { VirtioMmioTransport, type VirtioDeviceInfo } from './mmio-transport.ts';
 import { MAX_VIRTIO_DEVICES, devicePlace, virtioCmdline } from './placement.ts';
 import { createTransportShared } from './transport-state.ts';
 import { VIRTIO_MMIO_QUEUE_NOTIFY } from './virtio-abi.ts';
 
 type DeviceEntry = DeviceWorkerData['devices'][number];
+
+/** A device to create: what the guest sees, and the host resource behind it. */
+export interface DeviceSpec {
+  readonly info: VirtioDeviceInfo;
+  readonly backend: BackendData;
+}
+
+/** Releases a device's host resource that never served a VM (a created overlay is removed, a created TAP goes). */
+export function abandonBackend(b: BackendData): void {
+  if (b.kind === 'blk') abandonDrive(b.drive);
+  else sys.closeFd(b.tap.fd);
+}
 
 export type DeviceCounters = Readonly<Record<string, Readonly<Record<string, number>>>>;
 
@@ -36,13 +47,13 @@ export class VirtioDevices {
   }
 
   /**
-   * Takes ownership of the drives (closed by close(), or here on failure) and registers every device with KVM.
-   * The VM's fds must outlive this object.
+   * Takes ownership of the devices' host resources (released by close(), or here on failure) and registers
+   * every device with KVM, in the order given. The VM's fds must outlive this object.
    */
-  static create(vm: VmFd, drives: readonly OpenedDrive[], log: Logger): VirtioDevices {
-    if (drives.length > MAX_VIRTIO_DEVICES) {
-      for (const d of drives) abandonDrive(d);
-      throw new MatchlockError(ErrorCodes.CONFIG, `${drives.length} virtio devices is more than the ${MAX_VIRTIO_DEVICES} IRQs 5-23 allow`, { devices: drives.length });
+  static create(vm: VmFd, specs: readonly DeviceSpec[], log: Logger): VirtioDevices {
+    if (specs.length > MAX_VIRTIO_DEVICES) {
+      for (const d of specs) abandonBackend(d.backend);
+      throw new MatchlockError(ErrorCodes.CONFIG, `${specs.length} virtio devices is more than the ${MAX_VIRTIO_DEVICES} IRQs 5-23 allow`, { devices: specs.length });
     }
     const fds: number[] = [];
     const eventFd = (): number => {
@@ -52,8 +63,7 @@ export class VirtioDevices {
     };
     try {
       const controlFd = eventFd();
-      const devices = drives.map((drive, n): DeviceEntry => {
-        const info = blkDeviceInfo(`virtio-blk${n}`, drive);
+      const devices = specs.map(({ info, backend }, n): DeviceEntry => {
         const { base, irq } = devicePlace(n);
         const transport = createTransportShared();
         VirtioMmioTransport.initialise(info, transport);
@@ -64,12 +74,12 @@ export class VirtioDevices {
         });
         const irqFd = eventFd();
         vm.registerIrqfd(irqFd, irq);
-        return { info, base, irq, transport, queueFds, controlFd, irqFd, backend: { kind: 'blk', drive } };
+        return { info, base, irq, transport, queueFds, controlFd, irqFd, backend };
       });
       return new VirtioDevices(devices, controlFd, log);
     } catch (e: unknown) {
       for (const fd of fds) sys.closeFd(fd);
-      for (const d of drives) abandonDrive(d);
+      for (const d of specs) abandonBackend(d.backend);
       throw e;
     }
   }
@@ -97,6 +107,7 @@ export class VirtioDevices {
       worker.on('message', (m: DeviceMessage) => {
         if (m.type === 'ready') ready();
         else if (m.type === 'guest-fault') this.#log.warn({ device: m.device, count: m.count, reason: m.message }, 'guest driver fault');
+        else if (m.type === 'device-failed') this.#log.error({ device: m.device, reason: m.message }, 'virtio device failed');
         else resolve(m.counters);
       });
       worker.on('error', (e: Error) => {
@@ -132,7 +143,7 @@ export class VirtioDevices {
     for (const d of this.#devices.splice(0)) {
       for (const fd of d.queueFds) sys.closeFd(fd);
       sys.closeFd(d.irqFd);
-      if (!started) abandonDrive(d.backend.drive);
+      if (!started) abandonBackend(d.backend);
     }
     sys.closeFd(this.#controlFd);
   }

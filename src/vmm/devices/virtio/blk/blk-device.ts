@@ -31,6 +31,7 @@ export function blkDeviceInfo(name: string, disk: Pick<Disk, 'size' | 'readOnly'
 }
 
 export class BlkBackend implements VirtioBackend {
+  readonly watches = [];
   readonly #mem: GuestMemory;
   readonly #disk: Disk;
   readonly #counters: BlkCounters = newBlkCounters();
@@ -54,6 +55,10 @@ export class BlkBackend implements VirtioBackend {
       used++;
     }
     return used > 0 && q.needsInterrupt();
+  }
+
+  ready(): boolean {
+    return false;
   }
 
   reset(): void {
