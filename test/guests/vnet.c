@@ -173,7 +173,7 @@ static const u8 *rx_next(u32 *len, u16 *id)
 	u64 spins = 0;
 	while (*(volatile u16 *)&rxq.used.idx == rxq.last_used) {
 		cpu_relax();
-		if (++spins > (1ULL << 32)) {
+		if (++spins > (1ULL << 31)) {
 			error("timeout waiting for a frame");
 			return 0;
 		}

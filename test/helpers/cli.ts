@@ -17,6 +17,8 @@ export interface CliOptions {
   readonly uid?: number;
   readonly gid?: number;
   readonly timeoutMs?: number;
+  /** A command that runs matchlock (e.g. `ip netns exec NS`). */
+  readonly wrap?: readonly string[];
   /** Called with each chunk of stdout, with the child, e.g. to signal it once some output appeared. */
   readonly onStdout?: (chunk: string, all: string, child: ReturnType<typeof spawn>) => void;
 }
@@ -24,7 +26,8 @@ export interface CliOptions {
 /** Runs bin/matchlock and collects its output. */
 export function runCli(args: readonly string[], opts: CliOptions = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(MATCHLOCK, args, {
+    const [file, ...pre] = opts.wrap === undefined || opts.wrap.length === 0 ? [MATCHLOCK] : [...opts.wrap, MATCHLOCK];
+    const child = spawn(file!, [...pre, ...args], {
       env: { ...process.env, ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
       ...(opts.uid === undefined ? {} : { uid: opts.uid }),

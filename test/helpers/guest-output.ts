@@ -52,6 +52,8 @@ export interface GuestOutput {
   pio: number[];
   /** Text after `VBLK ` of each virtio-blk report (`INFO sectors 8 ro 0`, `VERIFY 0 8 ok`, `ERROR …`), in order. */
   vblk: string[];
+  /** Text after `VNET ` of each virtio-net report. */
+  vnet: string[];
   /** Tokens the guest reported as `UNKNOWN`. */
   unknown: string[];
   done: boolean;
@@ -107,6 +109,7 @@ export function parseGuestOutput(text: string): GuestOutput {
     mptableRaw: null,
     pio: [],
     vblk: [],
+    vnet: [],
     unknown: [],
     done: false,
     exit: null,
@@ -160,6 +163,10 @@ export function parseGuestOutput(text: string): GuestOutput {
     }
     if (body.startsWith('VBLK ')) {
       out.vblk.push(body.slice(5));
+      return;
+    }
+    if (body.startsWith('VNET ')) {
+      out.vnet.push(body.slice(5));
       return;
     }
     if (body === 'DONE') {

@@ -136,6 +136,8 @@ int main(int argc, char **argv)
 		int s = open_socket(argv[2], &ifindex);
 		long long deadline = now_ms() + atoll(argv[7]);
 		static unsigned char frame[2048];
+		printf("READY\n");
+		fflush(stdout);
 		if (size < 22 || size > 1514) {
 			fprintf(stderr, "SIZE must be 22 to 1514\n");
 			return 2;
