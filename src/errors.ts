@@ -23,6 +23,7 @@ export const ErrorCodes = {
   VIRTIO_DRIVER: 'MATCHLOCK_ERR_VIRTIO_DRIVER',
   DRIVE: 'MATCHLOCK_ERR_DRIVE',
   NET: 'MATCHLOCK_ERR_NET',
+  VSOCK: 'MATCHLOCK_ERR_VSOCK',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

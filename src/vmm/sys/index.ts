@@ -6,3 +6,4 @@ export * from './calls.ts';
 export { errnoName } from './libc.ts';
 export * from './events.ts';
 export * from './tap.ts';
+export * from './unix-socket.ts';
