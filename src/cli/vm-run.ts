@@ -5,7 +5,7 @@ import { Machine, validateVmConfig } from '../vmm/index.ts';
 export const VM_RUN_USAGE = `usage: matchlock vm run --kernel PATH [--initrd PATH] [--cmdline TEXT] [--mem MiB] [--vcpus N]
                        [--cpu-template NAME|FILE.json] [--boot-protocol auto|linux|pvh] [--serial-out PATH|-|none]
                        [--serial-in -|none] [--drive PATH[,ro][,cow=OVERLAY][,id=SERIAL]]...
-                       [--net tap=NAME[,mac=XX:XX:XX:XX:XX:XX][,mtu=N]]...`;
+                       [--net tap=NAME[,mac=XX:XX:XX:XX:XX:XX][,mtu=N]]... [--vsock cid=N,uds=PATH]`;
 
 /** `matchlock vm run`: boots one VM in this process and returns the exit status. */
 export async function vmRun(args: string[], log: Logger): Promise<number> {
@@ -25,6 +25,7 @@ export async function vmRun(args: string[], log: Logger): Promise<number> {
       'serial-in': { type: 'string' },
       drive: { type: 'string', multiple: true },
       net: { type: 'string', multiple: true },
+      vsock: { type: 'string' },
     },
   });
   const config = validateVmConfig({
@@ -39,6 +40,7 @@ export async function vmRun(args: string[], log: Logger): Promise<number> {
     serialIn: values['serial-in'],
     drives: values.drive,
     nets: values.net,
+    vsock: values.vsock,
   });
   const vmLog = log.child({ vm: 'local' });
   const machine = Machine.create(config, vmLog);

@@ -38,7 +38,7 @@ export function prepareGuest(mem: GuestMemory, config: VmConfig): PreparedGuest 
   const { mode, entry } = chooseMode(config, kernel);
   const limit = kernel.kind === 'bzimage' ? Math.min(kernel.cmdlineSize + 1, 2048) : undefined;
   const cmdline = new Cmdline(limit).push(config.cmdline);
-  const devices = virtioCmdline(config.drives.length + config.nets.length);
+  const devices = virtioCmdline(config.drives.length + config.nets.length + (config.vsock === null ? 0 : 1));
   if (devices !== '') cmdline.push(devices);
   const cmdlineSize = writeCmdline(mem, CMDLINE_START, cmdline);
   const initrd = config.initrd === null

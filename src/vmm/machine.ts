@@ -11,6 +11,7 @@ import { Serial, createLegacyShared, type LegacyShared } from './devices/index.t
 import { openDrive } from './devices/virtio/blk/disk.ts';
 import { blkDeviceInfo } from './devices/virtio/blk/blk-device.ts';
 import { netDeviceInfo } from './devices/virtio/net/net-device.ts';
+import { vsockDeviceInfo } from './devices/virtio/vsock/vsock-device.ts';
 import { VirtioDevices, abandonBackend, type DeviceCounters, type DeviceSpec } from './devices/virtio/virtio-devices.ts';
 import * as sys from './sys/index.ts';
 import { Kvm, type VcpuFd, type VmFd } from './kvm/index.ts';
@@ -87,6 +88,11 @@ export class Machine {
         specs.push({ info: netDeviceInfo(`virtio-net${i}`, n), backend: { kind: 'net', tap } });
         log.info({ device: `virtio-net${i}`, tap: tap.name, created: tap.created }, 'tap opened');
       });
+      if (config.vsock !== null) {
+        const { cid, uds } = config.vsock;
+        const listenFd = sys.listenUnix(uds);
+        specs.push({ info: vsockDeviceInfo('virtio-vsock0', cid), backend: { kind: 'vsock', guestCid: cid, listenFd, udsPath: uds } });
+      }
       kvm = Kvm.open(config.kvmDevice);
       const max = kvm.maxVcpus();
       if (config.vcpus > max) {

@@ -4,6 +4,7 @@ import { ErrorCodes, MatchlockError, errorMessage } from '../errors.ts';
 import type { DriveSpec } from './devices/virtio/blk/disk.ts';
 import { parseDriveSpec } from './drive-spec.ts';
 import { parseNetSpec, type NetSpec } from './net-spec.ts';
+import { parseVsockSpec, type VsockSpec } from './vsock-spec.ts';
 import { MAX_VIRTIO_DEVICES } from './devices/virtio/placement.ts';
 import { MAX_MEM_MIB, MAX_VCPUS, builtinCpuTemplate, parseCpuTemplate, type CpuTemplate } from './arch/x86_64/index.ts';
 
@@ -26,6 +27,8 @@ export interface VmConfig {
   readonly drives: readonly DriveSpec[];
   /** virtio-net devices on TAPs, after the drives (eth0, eth1 …). */
   readonly nets: readonly NetSpec[];
+  /** The one virtio-vsock device, last; null for none. */
+  readonly vsock: VsockSpec | null;
   /** The KVM device; MATCHLOCK_KVM_DEVICE overrides /dev/kvm (for hosts that put it elsewhere, and for tests). */
   readonly kvmDevice: string;
 }
@@ -45,6 +48,7 @@ export interface VmConfigInput {
   serialIn?: string | undefined;
   drives?: readonly string[] | undefined;
   nets?: readonly string[] | undefined;
+  vsock?: string | undefined;
 }
 
 function configError(message: string, details: Record<string, unknown>): MatchlockError {
@@ -92,7 +96,7 @@ export function validateVmConfig(input: VmConfigInput): VmConfig {
   }
   const drives = input.drives ?? [];
   const nets = input.nets ?? [];
-  if (drives.length + nets.length > MAX_VIRTIO_DEVICES) {
+  if (drives.length + nets.length + (input.vsock === undefined ? 0 : 1) > MAX_VIRTIO_DEVICES) {
     throw configError(`${drives.length} drives and ${nets.length} network devices are more than the ${MAX_VIRTIO_DEVICES} virtio devices a VM can have (IRQs 5-23)`, { drives: drives.length, nets: nets.length });
   }
   const netSpecs = nets.map(parseNetSpec);
@@ -111,6 +115,7 @@ export function validateVmConfig(input: VmConfigInput): VmConfig {
     serialIn: serialInput(input.serialIn),
     drives: Object.freeze(drives.map(parseDriveSpec)),
     nets: Object.freeze(netSpecs),
+    vsock: input.vsock === undefined ? null : parseVsockSpec(input.vsock),
     kvmDevice: process.env['MATCHLOCK_KVM_DEVICE'] ?? '/dev/kvm',
   });
 }

@@ -57,6 +57,8 @@ function rig(t: ExecutionContext, tag: string): Rig {
     rx: new MockDriver(mem, rxLayout),
     tx: new MockDriver(mem, txLayout),
     net: new NetBackend(mem, tap, {
+      watch: () => {},
+      unwatch: () => {},
       setInterest: (_fd, events) => {
         if ((r.interest & sys.EPOLLIN) !== 0 && (events & sys.EPOLLIN) === 0) r.rxStalls++;
         r.interest = events;

@@ -9,6 +9,10 @@ import type { SplitQueue } from './queue.ts';
 export interface BackendContext {
   /** Changes which events (EPOLLIN, EPOLLOUT) of one of the backend's own fds the loop waits for; 0 for none. */
   setInterest(fd: number, events: number): void;
+  /** Starts watching a new fd of the backend's (a connection). */
+  watch(fd: number, events: number): void;
+  /** Stops watching an fd; call before closing it. */
+  unwatch(fd: number): void;
 }
 
 export interface VirtioBackend {
@@ -27,6 +31,10 @@ export interface VirtioBackend {
   reset(): void;
   /** Counters for the log and the benchmarks. */
   counters(): Readonly<Record<string, number>>;
+  /** Milliseconds until the backend's next deadline (a connection timing out), or null for none. */
+  nextDeadline?(now: number): number | null;
+  /** Deadlines may have passed; returns true when the driver should be interrupted. */
+  tick?(now: number): boolean;
   /** Releases the device's host resources (files, sockets). */
   close(): void;
 }

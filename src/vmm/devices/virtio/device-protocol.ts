@@ -19,7 +19,14 @@ export interface NetDeviceData {
   readonly tap: Tap;
 }
 
-export type BackendData = BlkDeviceData | NetDeviceData;
+export interface VsockDeviceData {
+  readonly kind: 'vsock';
+  readonly guestCid: number;
+  readonly listenFd: number;
+  readonly udsPath: string;
+}
+
+export type BackendData = BlkDeviceData | NetDeviceData | VsockDeviceData;
 
 /** One device as every thread needs it: its registers, its queue eventfds and where it sits. */
 export interface VirtioShared {

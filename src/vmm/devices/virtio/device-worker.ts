@@ -9,6 +9,7 @@ import { GuestMemory } from '../../memory/index.ts';
 import * as sys from '../../sys/index.ts';
 import type { BackendContext, VirtioBackend } from './backend.ts';
 import { NetBackend } from './net/net-device.ts';
+import { VsockBackend } from './vsock/vsock-device.ts';
 import { BlkBackend } from './blk/blk-device.ts';
 import { diskFrom } from './blk/disk.ts';
 import { CONTROL_STOP, type DeviceMessage, type DeviceWorkerData } from './device-protocol.ts';
@@ -40,33 +41,47 @@ interface Device {
 
 const epfd = sys.epollCreate();
 const CONTROL_TOKEN = 0;
-/** Tokens from here name a backend's own fd (an index into `watched`); below, a queue's eventfd. */
+/** Tokens from here name a backend's own fd (a TAP, a socket); below, a queue's eventfd. */
 const WATCH_TOKENS = 1 + MAX_QUEUES * 32;
-const watched: { readonly device: number; readonly fd: number }[] = [];
+const watched = new Map<number, { readonly device: number; readonly fd: number }>();
+const tokens = new Map<number, number>();
+let nextToken = WATCH_TOKENS;
 
-function tokenOf(fd: number): number {
-  const i = watched.findIndex((w) => w.fd === fd);
-  if (i < 0) throw new Error(`fd ${fd} is not watched`);
-  return WATCH_TOKENS + i;
+/** What backend `device` may ask of the loop: its fds get tokens of their own, never reused. */
+function contextFor(device: number): BackendContext {
+  return {
+    setInterest(fd: number, events: number): void {
+      const token = tokens.get(fd);
+      if (token !== undefined) sys.epollModify(epfd, fd, events, token);
+    },
+    watch(fd: number, events: number): void {
+      const token = nextToken++;
+      tokens.set(fd, token);
+      watched.set(token, { device, fd });
+      sys.epollAdd(epfd, fd, events, token);
+    },
+    unwatch(fd: number): void {
+      const token = tokens.get(fd);
+      if (token === undefined) return;
+      sys.epollRemove(epfd, fd);
+      tokens.delete(fd);
+      watched.delete(token);
+    },
+  };
 }
 
-const ctx: BackendContext = {
-  setInterest(fd: number, events: number): void {
-    sys.epollModify(epfd, fd, events, tokenOf(fd));
-  },
-};
-
-function makeBackend(d: DeviceWorkerData['devices'][number]): VirtioBackend {
+function makeBackend(d: DeviceWorkerData['devices'][number], ctx: BackendContext): VirtioBackend {
   switch (d.backend.kind) {
     case 'blk': return new BlkBackend(mem, diskFrom(d.backend.drive));
     case 'net': return new NetBackend(mem, d.backend.tap, ctx);
+    case 'vsock': return new VsockBackend(mem, d.backend, ctx);
   }
 }
 
-const devices: Device[] = data.devices.map((d) => ({
+const devices: Device[] = data.devices.map((d, i) => ({
   name: d.info.name,
   state: new TransportState(d.transport, d.info.queueMaxSizes.length),
-  backend: makeBackend(d),
+  backend: makeBackend(d, contextFor(i)),
   irqFd: d.irqFd,
   queueFds: d.queueFds,
   maxSizes: d.info.queueMaxSizes,
@@ -138,27 +153,38 @@ function work(dev: Device, step: (b: VirtioBackend) => boolean): void {
 sys.epollAdd(epfd, data.controlFd, sys.EPOLLIN, CONTROL_TOKEN);
 devices.forEach((dev, d) => {
   dev.queueFds.forEach((fd, q) => sys.epollAdd(epfd, fd, sys.EPOLLIN, 1 + d * MAX_QUEUES + q));
-  for (const w of dev.backend.watches) {
-    watched.push({ device: d, fd: w.fd });
-    sys.epollAdd(epfd, w.fd, w.events, tokenOf(w.fd));
-  }
+  const ctx = contextFor(d);
+  for (const w of dev.backend.watches) ctx.watch(w.fd, w.events);
 });
+
+/** Milliseconds until the first backend deadline, or -1 (wait for ever). */
+function waitMs(now: number): number {
+  let ms = -1;
+  for (const dev of devices) {
+    const next = dev.epoch === null ? null : dev.backend.nextDeadline?.(now) ?? null;
+    if (next !== null) ms = ms < 0 ? next : Math.min(ms, next);
+  }
+  return ms;
+}
 const events = new Uint8Array(sys.EPOLL_EVENT_SIZE * 64);
 
 port.postMessage({ type: 'ready' } satisfies DeviceMessage);
 
 try {
   while (Atomics.load(control, CONTROL_STOP) === 0) {
-    for (const ev of sys.epollWait(epfd, events, -1)) {
+    const ready = sys.epollWait(epfd, events, waitMs(Date.now()));
+    for (const dev of devices) if (dev.backend.tick !== undefined) work(dev, (b) => b.tick!(Date.now()));
+    for (const ev of ready) {
       if (ev.token === CONTROL_TOKEN) {
         sys.drainEventFd(data.controlFd);
         for (const dev of devices) reconcile(dev);
         continue;
       }
       if (ev.token >= WATCH_TOKENS) {
-        const w = watched[ev.token - WATCH_TOKENS]!;
+        const w = watched.get(ev.token);
+        if (w === undefined) continue; // unwatched earlier in this batch
         const dev = devices[w.device]!;
-        if (dev.epoch === null) ctx.setInterest(w.fd, 0); // a device that is down waits for its driver
+        if (dev.epoch === null) contextFor(w.device).setInterest(w.fd, 0); // a device that is down waits for its driver
         else work(dev, (b) => b.ready(w.fd, ev.events));
         continue;
       }

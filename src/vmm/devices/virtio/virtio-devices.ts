@@ -3,6 +3,7 @@
  * notifications (ioeventfd) and interrupts (irqfd) into KVM, announces them on the kernel command line, and
  * runs the device thread.
  */
+import { rmSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { ErrorCodes, MatchlockError } from '../../../errors.ts';
@@ -26,7 +27,11 @@ export interface DeviceSpec {
 /** Releases a device's host resource that never served a VM (a created overlay is removed, a created TAP goes). */
 export function abandonBackend(b: BackendData): void {
   if (b.kind === 'blk') abandonDrive(b.drive);
-  else sys.closeFd(b.tap.fd);
+  else if (b.kind === 'net') sys.closeFd(b.tap.fd);
+  else {
+    sys.closeFd(b.listenFd);
+    rmSync(b.udsPath, { force: true });
+  }
 }
 
 export type DeviceCounters = Readonly<Record<string, Readonly<Record<string, number>>>>;
