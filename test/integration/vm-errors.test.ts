@@ -56,6 +56,12 @@ const cases: Case[] = [
   { title: 'unknown drive option', args: ['--kernel', TEST_GUEST, '--drive', `${goodDrive},rw`], code: 'MATCHLOCK_ERR_CONFIG', mention: /unknown option "rw"/ },
   { title: 'read-only copy-on-write drive', args: ['--kernel', TEST_GUEST, '--drive', `${goodDrive},ro,cow=${join(scratch, 'x.overlay')}`], code: 'MATCHLOCK_ERR_CONFIG', mention: /ro and cow= together/ },
   { title: '20 drives', args: ['--kernel', TEST_GUEST, ...Array.from({ length: 20 }, () => ['--drive', goodDrive]).flat()], code: 'MATCHLOCK_ERR_CONFIG', mention: /20 drives and 0 network devices are more than the 19/ },
+  { title: 'TAP name that is not an interface name', args: ['--kernel', TEST_GUEST, '--net', 'tap=a/b'], code: 'MATCHLOCK_ERR_CONFIG', mention: /tap= must name an interface/ },
+  { title: 'multicast MAC', args: ['--kernel', TEST_GUEST, '--net', 'tap=t0,mac=01:00:5e:00:00:01'], code: 'MATCHLOCK_ERR_CONFIG', mention: /multicast/ },
+  { title: 'one TAP twice', args: ['--kernel', TEST_GUEST, '--net', 'tap=t0', '--net', 'tap=t0'], code: 'MATCHLOCK_ERR_CONFIG', mention: /TAP t0 is given twice/ },
+  { title: 'vsock CID of the host', args: ['--kernel', TEST_GUEST, '--vsock', `cid=2,uds=${join(scratch, 'v.sock')}`], code: 'MATCHLOCK_ERR_CONFIG', mention: /cid= must be 3/ },
+  { title: 'vsock socket path that exists', args: ['--kernel', TEST_GUEST, '--vsock', `cid=3,uds=${takenOverlay}`], code: 'MATCHLOCK_ERR_VSOCK', mention: /already exists: remove it/ },
+  { title: 'vsock socket in a missing directory', args: ['--kernel', TEST_GUEST, '--vsock', `cid=3,uds=${join(scratch, 'no', 'v.sock')}`], code: 'MATCHLOCK_ERR_VSOCK', mention: /cannot listen .*ENOENT/ },
   { title: 'no kernel', args: [], code: 'MATCHLOCK_ERR_USAGE', exit: 2, mention: /--kernel/ },
   {
     title: '/dev/kvm missing', args: ['--kernel', TEST_GUEST], code: 'MATCHLOCK_ERR_KVM_UNAVAILABLE', mention: /no-such-kvm.*ENOENT/,
@@ -92,14 +98,19 @@ test('no permission on /dev/kvm says how to get it (run as an unprivileged user)
   t.regex(r.stderr, /cannot open .*kvm-node \(EACCES\): run as root or as a user in the group that owns it/);
 });
 
-test('a VM that cannot start removes the copy-on-write overlay it created and leaves the base alone', async (t) => {
+test('a VM that cannot start removes the overlay, TAP and vsock socket it created, and leaves the base alone', async (t) => {
   const overlay = join(scratch, 'vm.overlay');
-  const r = await runCli(['vm', 'run', '--kernel', TEST_GUEST, '--drive', `${goodDrive},cow=${overlay}`, '--serial-out', 'none'], {
+  const sock = join(scratch, 'vm.vsock');
+  const tap = `mlterr${process.pid % 10000}`;
+  const r = await runCli(['vm', 'run', '--kernel', TEST_GUEST, '--drive', `${goodDrive},cow=${overlay}`, '--net', `tap=${tap}`, '--vsock', `cid=3,uds=${sock}`, '--serial-out', 'none'], {
     env: { MATCHLOCK_KVM_DEVICE: join(scratch, 'no-such-kvm') },
   });
   t.is(r.code, 1, r.stderr);
   t.regex(r.stderr, /MATCHLOCK_ERR_KVM_UNAVAILABLE/);
   t.false(existsSync(overlay), 'the overlay is gone');
+  t.false(existsSync(sock), 'the vsock socket is gone');
+  t.false(existsSync(`/sys/class/net/${tap}`), 'the TAP is gone');
+  t.regex(r.stderr, /"msg":"tap opened"/, 'the TAP had been made');
   t.true(readFileSync(goodDrive).equals(Buffer.alloc(4096)));
   t.is(readFileSync(takenOverlay, 'utf8'), 'x', 'an overlay that was there before is never touched');
 });
