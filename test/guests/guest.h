@@ -84,6 +84,7 @@ void mptable_run(void);
 void pio_run(u64 n);
 void vblk_command(const char *t, usize n); /* vblk.c: t is what follows "ml.vblk." */
 void vnet_command(const char *t, usize n); /* vnet.c: t is what follows "ml.vnet." */
+void vsock_command(const char *t, usize n); /* vsock.c: t is what follows "ml.vsock." */
 
 /* ---- vmmio.c: virtio-mmio devices announced as virtio_mmio.device=SIZE@BASE:IRQ ---- */
 u64 vmmio_find(u32 device_id, u64 index); /* base of the index-th modern device of that ID, or 0 */

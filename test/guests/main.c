@@ -54,6 +54,8 @@ __attribute__((noreturn)) void user_main(u32 kind, u64 info)
 			vblk_command(t + 8, n - 8);
 		} else if (starts_with(t, n, "ml.vnet.")) {
 			vnet_command(t + 8, n - 8);
+		} else if (starts_with(t, n, "ml.vsock.")) {
+			vsock_command(t + 9, n - 9);
 		} else if (str_eq(t, n, "ml.exit=reset")) {
 			how = EXIT_RESET;
 		} else if (str_eq(t, n, "ml.exit=triple")) {

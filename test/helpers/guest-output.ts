@@ -54,6 +54,8 @@ export interface GuestOutput {
   vblk: string[];
   /** Text after `VNET ` of each virtio-net report. */
   vnet: string[];
+  /** Text after `VSOCK ` of each virtio-vsock report. */
+  vsock: string[];
   /** Tokens the guest reported as `UNKNOWN`. */
   unknown: string[];
   done: boolean;
@@ -110,6 +112,7 @@ export function parseGuestOutput(text: string): GuestOutput {
     pio: [],
     vblk: [],
     vnet: [],
+    vsock: [],
     unknown: [],
     done: false,
     exit: null,
@@ -167,6 +170,10 @@ export function parseGuestOutput(text: string): GuestOutput {
     }
     if (body.startsWith('VNET ')) {
       out.vnet.push(body.slice(5));
+      return;
+    }
+    if (body.startsWith('VSOCK ')) {
+      out.vsock.push(body.slice(6));
       return;
     }
     if (body === 'DONE') {

@@ -225,6 +225,7 @@ export class VsockBackend implements VirtioBackend {
         this.#rxReady.add(c);
       }
       if ((events & sys.EPOLLOUT) !== 0) this.#flushToHost(c);
+      if (this.#byFd.get(c.fd) !== c) return; // finished meanwhile
       if ((events & (sys.EPOLLIN | sys.EPOLLHUP | sys.EPOLLERR)) !== 0 && c.state === 'open') {
         c.readable = true;
         this.#rxReady.add(c);
@@ -279,7 +280,17 @@ export class VsockBackend implements VirtioBackend {
       }
       c.toHost.shift();
     }
+    if (this.#finishIfDone(c)) return;
     if (c.guestNoSend) sys.shutdownWrite(c.fd);
+  }
+
+  /** A guest that shut down both ways is answered with RST once all it sent has reached the host. */
+  #finishIfDone(c: Conn): boolean {
+    if (!c.guestNoSend || !c.guestNoRecv || c.toHostBytes > 0) return false;
+    c.ops.length = 0;
+    c.ops.push({ op: P.VIRTIO_VSOCK_OP_RST, flags: 0 });
+    this.#close(c, true);
+    return true;
   }
 
   #forwarded(c: Conn, n: number): void {
@@ -407,12 +418,7 @@ export class VsockBackend implements VirtioBackend {
         case P.VIRTIO_VSOCK_OP_SHUTDOWN:
           c.guestNoSend ||= (h.flags & P.VIRTIO_VSOCK_SHUTDOWN_SEND) !== 0;
           c.guestNoRecv ||= (h.flags & P.VIRTIO_VSOCK_SHUTDOWN_RCV) !== 0;
-          if (c.guestNoSend && c.guestNoRecv) {
-            c.ops.length = 0;
-            c.ops.push({ op: P.VIRTIO_VSOCK_OP_RST, flags: 0 });
-            this.#close(c, true);
-            return;
-          }
+          if (this.#finishIfDone(c)) return;
           if (c.guestNoSend && c.toHostBytes === 0) sys.shutdownWrite(c.fd);
           break;
         case P.VIRTIO_VSOCK_OP_RST:
@@ -423,6 +429,7 @@ export class VsockBackend implements VirtioBackend {
         default:
           throw new Error(`op ${h.op}`);
       }
+      if (this.#byFd.get(c.fd) !== c) return; // finished meanwhile
       if (c.readable || c.ops.length > 0) this.#rxReady.add(c);
       this.#updateInterest(c);
     } catch {
