@@ -4,7 +4,7 @@ import { Machine, validateVmConfig } from '../vmm/index.ts';
 
 export const VM_RUN_USAGE = `usage: matchlock vm run --kernel PATH [--initrd PATH] [--cmdline TEXT] [--mem MiB] [--vcpus N]
                        [--cpu-template NAME|FILE.json] [--boot-protocol auto|linux|pvh] [--serial-out PATH|-|none]
-                       [--serial-in -|none] [--drive PATH[,ro][,cow=OVERLAY][,id=SERIAL]]...
+                       [--serial-in -|none] [--drive PATH[,ro][,cow=OVERLAY][,id=SERIAL][,bps=RATE][,iops=N]]...
                        [--net tap=NAME[,mac=XX:XX:XX:XX:XX:XX][,mtu=N]]... [--vsock cid=N,uds=PATH]`;
 
 /** `matchlock vm run`: boots one VM in this process and returns the exit status. */

@@ -81,7 +81,7 @@ export class Machine {
       // Drives first, then network devices (Firecracker's order): vda… and eth0… in the order given.
       config.drives.forEach((d, i) => {
         const drive = openDrive(d);
-        specs.push({ info: blkDeviceInfo(`virtio-blk${i}`, drive), backend: { kind: 'blk', drive } });
+        specs.push({ info: blkDeviceInfo(`virtio-blk${i}`, drive), backend: { kind: 'blk', drive, limits: { bytesPerSec: d.bytesPerSec ?? null, opsPerSec: d.opsPerSec ?? null } } });
       });
       config.nets.forEach((n, i) => {
         const tap = sys.openTap(n.tap);

@@ -1,5 +1,6 @@
 /** What the virtio device thread is started with, and what it says back. */
 import type { OpenedDrive } from './blk/disk.ts';
+import type { BlkLimits } from './blk/blk-device.ts';
 import type { VirtioDeviceInfo } from './mmio-transport.ts';
 import type { Tap } from '../../sys/index.ts';
 
@@ -12,6 +13,7 @@ export interface RegionData {
 export interface BlkDeviceData {
   readonly kind: 'blk';
   readonly drive: OpenedDrive;
+  readonly limits: BlkLimits;
 }
 
 export interface NetDeviceData {

@@ -72,7 +72,7 @@ function contextFor(device: number): BackendContext {
 
 function makeBackend(d: DeviceWorkerData['devices'][number], ctx: BackendContext): VirtioBackend {
   switch (d.backend.kind) {
-    case 'blk': return new BlkBackend(mem, diskFrom(d.backend.drive));
+    case 'blk': return new BlkBackend(mem, diskFrom(d.backend.drive), d.backend.limits);
     case 'net': return new NetBackend(mem, d.backend.tap, ctx);
     case 'vsock': return new VsockBackend(mem, d.backend, ctx);
   }

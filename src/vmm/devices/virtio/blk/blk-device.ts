@@ -5,10 +5,11 @@
 import type { GuestMemory } from '../../../memory/index.ts';
 import type { VirtioBackend } from '../backend.ts';
 import type { VirtioDeviceInfo } from '../mmio-transport.ts';
-import type { SplitQueue } from '../queue.ts';
+import type { DescriptorChain, SplitQueue } from '../queue.ts';
 import { VIRTIO_ID_BLOCK, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC } from '../virtio-abi.ts';
 import { SECTOR_SIZE, type Disk } from './disk.ts';
-import { executeBlk, newBlkCounters, type BlkCounters } from './blk-request.ts';
+import { executeBlk, newBlkCounters, VIRTIO_BLK_HEADER_BYTES, type BlkCounters } from './blk-request.ts';
+import { TokenBucket } from './token-bucket.ts';
 
 export const VIRTIO_BLK_F_SEG_MAX = 2;
 export const VIRTIO_BLK_F_RO = 5;
@@ -30,16 +31,37 @@ export function blkDeviceInfo(name: string, disk: Pick<Disk, 'size' | 'readOnly'
   return { name, deviceId: VIRTIO_ID_BLOCK, features, queueMaxSizes: [BLK_QUEUE_SIZE], config };
 }
 
+/** Optional limits of one drive: bytes a second and requests a second. */
+export interface BlkLimits {
+  readonly bytesPerSec: number | null;
+  readonly opsPerSec: number | null;
+}
+
+export const NO_LIMITS: BlkLimits = { bytesPerSec: null, opsPerSec: null };
+
+/** The data bytes a request moves (what the bandwidth limit counts). */
+function requestBytes(chain: DescriptorChain): number {
+  return Math.max(0, chain.writableBytes - 1) + Math.max(0, chain.readableBytes - VIRTIO_BLK_HEADER_BYTES);
+}
+
 export class BlkBackend implements VirtioBackend {
   readonly watches = [];
   readonly #mem: GuestMemory;
   readonly #disk: Disk;
   readonly #counters: BlkCounters = newBlkCounters();
+  readonly #clock: () => number;
+  readonly #bytes: TokenBucket | null;
+  readonly #ops: TokenBucket | null;
   #queue: SplitQueue | null = null;
+  /** When the rate limits let the next request through; null when nothing waits for them. */
+  #blockedUntil: number | null = null;
 
-  constructor(mem: GuestMemory, disk: Disk) {
+  constructor(mem: GuestMemory, disk: Disk, limits: BlkLimits = NO_LIMITS, clock: () => number = Date.now) {
     this.#mem = mem;
     this.#disk = disk;
+    this.#clock = clock;
+    this.#bytes = limits.bytesPerSec === null ? null : new TokenBucket(limits.bytesPerSec, clock());
+    this.#ops = limits.opsPerSec === null ? null : new TokenBucket(limits.opsPerSec, clock());
   }
 
   activate(queues: readonly (SplitQueue | null)[]): void {
@@ -48,13 +70,43 @@ export class BlkBackend implements VirtioBackend {
 
   process(): boolean {
     const q = this.#queue;
-    if (q === null) return false;
+    if (q === null || this.#blockedUntil !== null) return false;
     let used = 0;
     for (let chain = q.pop(); chain !== null; chain = q.pop()) {
+      if (!this.#admit(chain)) {
+        q.undoPop(); // waits in the ring; tick() takes it again
+        break;
+      }
       q.addUsed(chain.head, executeBlk(this.#mem, this.#disk, chain, this.#counters));
       used++;
     }
     return used > 0 && q.needsInterrupt();
+  }
+
+  /** Whether the rate limits let this request through now; if not, when they will. */
+  #admit(chain: DescriptorChain): boolean {
+    const now = this.#clock();
+    const bytes = requestBytes(chain);
+    const waitOps = this.#ops?.waitMs(1, now) ?? 0;
+    const waitBytes = this.#bytes?.waitMs(bytes, now) ?? 0;
+    if (waitOps > 0 || waitBytes > 0) {
+      this.#blockedUntil = now + Math.max(waitOps, waitBytes);
+      this.#counters.throttled++;
+      return false;
+    }
+    this.#ops?.take(1, now);
+    this.#bytes?.take(bytes, now);
+    return true;
+  }
+
+  nextDeadline(now: number): number | null {
+    return this.#blockedUntil === null ? null : Math.max(0, this.#blockedUntil - now);
+  }
+
+  tick(now: number): boolean {
+    if (this.#blockedUntil === null || now < this.#blockedUntil) return false;
+    this.#blockedUntil = null;
+    return this.process();
   }
 
   ready(): boolean {
@@ -63,6 +115,7 @@ export class BlkBackend implements VirtioBackend {
 
   reset(): void {
     this.#queue = null;
+    this.#blockedUntil = null;
   }
 
   counters(): Readonly<Record<string, number>> {

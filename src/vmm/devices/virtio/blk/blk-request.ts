@@ -27,10 +27,12 @@ export interface BlkCounters {
   failed: number;
   /** Chains too broken to carry a status: completed with nothing written. */
   malformed: number;
+  /** Times a request waited for the drive's rate limits. */
+  throttled: number;
 }
 
 export function newBlkCounters(): BlkCounters {
-  return { reads: 0, writes: 0, flushes: 0, readBytes: 0, writtenBytes: 0, failed: 0, malformed: 0 };
+  return { reads: 0, writes: 0, flushes: 0, readBytes: 0, writtenBytes: 0, failed: 0, malformed: 0, throttled: 0 };
 }
 
 interface Outcome {

@@ -31,6 +31,9 @@ export interface DriveSpec {
   readonly overlay: string | null;
   /** The serial the guest reads with GET_ID; by default derived from the image's device and inode. */
   readonly id: string | null;
+  /** Rate limits (token buckets with a one-second burst); null for none. */
+  readonly bytesPerSec?: number | null;
+  readonly opsPerSec?: number | null;
 }
 
 function driveError(message: string, details: Record<string, unknown>, cause?: unknown): MatchlockError {
