@@ -157,7 +157,8 @@ export class Machine {
       await this.#virtio.start(this.#ram.memory.regions.map((r) => ({ gpa: r.gpa, size: r.size, hostAddress: r.hostAddress! })));
       const threads = await VcpuThreads.start(this.#vm, this.#vcpus, devices, this.#log);
       this.#log.info({ vcpus: this.#vcpus.length, memMib: this.config.memMib }, 'vm started');
-      const first = await Promise.race([threads.firstStop, signalled]);
+      const deviceFailure = this.#virtio.failure.then((why) => ({ deviceFailure: why }));
+      const first = await Promise.race([threads.firstStop, signalled, deviceFailure]);
       const stopped = await threads.stopAll();
       const exits: Record<string, number> = {};
       for (const s of stopped) for (const [k, n] of Object.entries(s.exits)) exits[k] = (exits[k] ?? 0) + n;
@@ -165,6 +166,9 @@ export class Machine {
       const base = { exits, serialBytes: sink.bytes, devices: await this.#virtio.stop() };
       if (typeof first === 'string') {
         return { ...base, reason: 'signal', detail: `stopped by ${first}`, exitCode: EXIT_OK, vcpu: null, registers: null };
+      }
+      if ('deviceFailure' in first) {
+        return { ...base, reason: 'vmm-error', detail: first.deviceFailure, exitCode: EXIT_VMM_ERROR, vcpu: null, registers: null };
       }
       const outcome = first.outcome ?? { reason: 'vmm-error' as const, detail: `vCPU ${first.index} ended without a reason` };
       return {

@@ -44,6 +44,10 @@ export class VirtioDevices {
   #worker: Worker | null = null;
   #stopped: Promise<DeviceCounters> | null = null;
   #closed = false;
+  #stopping = false;
+  #fail: (why: string) => void = () => {};
+  /** Settles only if the device thread fails while the VM runs (the VM must then stop). */
+  readonly failure = new Promise<string>((resolve) => { this.#fail = resolve; });
 
   private constructor(devices: DeviceEntry[], controlFd: number, log: Logger) {
     this.#devices = devices;
@@ -118,10 +122,12 @@ export class VirtioDevices {
       worker.on('error', (e: Error) => {
         this.#log.error({ err: e.message }, 'virtio device thread failed');
         failed(e);
+        this.#fail(`virtio device thread failed: ${e.message}`);
         resolve({});
       });
       worker.on('exit', () => {
         failed(new Error('virtio device thread ended before it was ready'));
+        if (!this.#stopping) this.#fail('virtio device thread ended while the VM ran');
         resolve({});
       });
     });
@@ -132,6 +138,7 @@ export class VirtioDevices {
   async stop(): Promise<DeviceCounters> {
     const worker = this.#worker;
     if (worker === null || this.#stopped === null) return {};
+    this.#stopping = true;
     Atomics.store(this.#control, CONTROL_STOP, 1);
     sys.signalEventFd(this.#controlFd);
     const counters = await this.#stopped;
