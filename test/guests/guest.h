@@ -49,6 +49,7 @@ usize strlen(const char *s);
 int starts_with(const char *s, usize len, const char *prefix);
 int str_eq(const char *s, usize len, const char *lit);
 int parse_u64(const char *s, usize len, u64 *out);
+int parse_u64_list(const char *t, usize n, u64 *v, int count);
 
 /* ---- serial.c ---- */
 void serial_init(void);
@@ -90,6 +91,33 @@ void vsock_command(const char *t, usize n); /* vsock.c: t is what follows "ml.vs
 u64 vmmio_find(u32 device_id, u64 index); /* base of the index-th modern device of that ID, or 0 */
 static inline u32 vm_rd(u64 base, u32 off) { return *(volatile u32 *)(base + off); }
 static inline void vm_wr(u64 base, u32 off, u32 v) { *(volatile u32 *)(base + off) = v; }
+static inline void vm_mb(void) { __asm__ volatile("mfence" ::: "memory"); }
+
+/* A split queue of VQ_SIZE entries as a driver keeps it (vnet.c, vsock.c). */
+#define VQ_SIZE 64
+struct vdesc {
+	u64 addr;
+	u32 len;
+	u16 flags, next;
+};
+struct vq {
+	struct vdesc desc[VQ_SIZE] __attribute__((aligned(16)));
+	struct {
+		u16 flags, idx, ring[VQ_SIZE], used_event;
+	} avail __attribute__((aligned(4)));
+	struct {
+		u16 flags, idx;
+		struct {
+			u32 id, len;
+		} ring[VQ_SIZE];
+		u16 avail_event;
+	} used __attribute__((aligned(4)));
+	u16 last_used;
+	u32 in_flight;
+};
+void vq_setup(u64 base, u32 index, struct vq *q);      /* tells the device where queue `index` is; ready */
+void vq_post(u64 base, struct vq *q, u16 id, u32 notify); /* makes descriptor `id` available, notifies */
+u32 vq_reap(struct vq *q);                              /* takes used entries; returns how many are in flight */
 __attribute__((noreturn)) void exit_reset(void);
 __attribute__((noreturn)) void exit_triple(void);
 __attribute__((noreturn)) void exit_hang(void);

@@ -70,3 +70,19 @@ int parse_u64(const char *s, usize len, u64 *out)
 	*out = v;
 	return 1;
 }
+
+/* Parses exactly `count` numbers separated by ':' ("A:B:C"); 0 if the text is anything else. */
+int parse_u64_list(const char *t, usize n, u64 *v, int count)
+{
+	int k = 0;
+	usize start = 0;
+	for (usize i = 0; i <= n && k < count; i++) {
+		if (i == n || t[i] == ':') {
+			if (!parse_u64(t + start, i - start, &v[k]))
+				return 0;
+			k++;
+			start = i + 1;
+		}
+	}
+	return k == count && start >= n + 1;
+}

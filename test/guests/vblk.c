@@ -35,12 +35,6 @@
 #define T_FLUSH 4
 #define T_GET_ID 8
 
-struct vdesc {
-	u64 addr;
-	u32 len;
-	u16 flags, next;
-};
-
 static struct vdesc descs[QSZ] __attribute__((aligned(16)));
 static struct {
 	u16 flags, idx, ring[QSZ], used_event;
@@ -267,20 +261,6 @@ static void fill(u64 seed, u64 first_sector, u32 bytes)
 }
 
 /* Parses "A:B" or "A:B:C" into v[0..count). */
-static int parse_args(const char *t, usize n, u64 *v, int count)
-{
-	int k = 0;
-	usize start = 0;
-	for (usize i = 0; i <= n && k < count; i++) {
-		if (i == n || t[i] == ':') {
-			if (!parse_u64(t + start, i - start, &v[k]))
-				return 0;
-			k++;
-			start = i + 1;
-		}
-	}
-	return k == count;
-}
 
 static void line3(const char *what, u64 s, u64 n)
 {
@@ -297,7 +277,7 @@ static void cmd_transfer(const char *t, usize n, int verify)
 {
 	u64 v[3];
 	int st = 0;
-	if (!parse_args(t, n, v, 3)) {
+	if (!parse_u64_list(t, n, v, 3)) {
 		error("bad S:N:SEED");
 		return;
 	}
@@ -342,7 +322,7 @@ static void cmd_sum(const char *t, usize n)
 {
 	u64 v[2];
 	u64 h = 0xcbf29ce484222325ULL;
-	if (!parse_args(t, n, v, 2)) {
+	if (!parse_u64_list(t, n, v, 2)) {
 		error("bad S:N");
 		return;
 	}
@@ -373,7 +353,7 @@ static void cmd_raw(const char *t, usize n, int write)
 {
 	u64 v[2];
 	int st = 0;
-	if (!parse_args(t, n, v, 2)) {
+	if (!parse_u64_list(t, n, v, 2)) {
 		error("bad S:N");
 		return;
 	}
@@ -394,7 +374,7 @@ static void cmd_randrd(const char *t, usize n)
 {
 	u64 v[2];
 	int st = 0;
-	if (!parse_args(t, n, v, 2)) {
+	if (!parse_u64_list(t, n, v, 2)) {
 		error("bad N:SEED");
 		return;
 	}

@@ -26,3 +26,35 @@ u64 vmmio_find(u32 device_id, u64 index)
 	}
 	return 0;
 }
+
+void vq_setup(u64 base, u32 index, struct vq *q)
+{
+	vm_wr(base, 0x030, index);
+	vm_wr(base, 0x038, VQ_SIZE);
+	vm_wr(base, 0x080, (u32)(u64)q->desc);
+	vm_wr(base, 0x084, (u32)((u64)q->desc >> 32));
+	vm_wr(base, 0x090, (u32)(u64)&q->avail);
+	vm_wr(base, 0x094, (u32)((u64)&q->avail >> 32));
+	vm_wr(base, 0x0a0, (u32)(u64)&q->used);
+	vm_wr(base, 0x0a4, (u32)((u64)&q->used >> 32));
+	vm_wr(base, 0x044, 1);
+}
+
+void vq_post(u64 base, struct vq *q, u16 id, u32 notify)
+{
+	q->avail.ring[q->avail.idx % VQ_SIZE] = id;
+	vm_mb();
+	q->avail.idx++;
+	vm_mb();
+	vm_wr(base, 0x050, notify);
+}
+
+u32 vq_reap(struct vq *q)
+{
+	while (*(volatile u16 *)&q->used.idx != q->last_used) {
+		vm_mb();
+		q->last_used++;
+		q->in_flight--;
+	}
+	return q->in_flight;
+}

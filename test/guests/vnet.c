@@ -19,44 +19,18 @@
  */
 #include "guest.h"
 
-#define QN 64
 #define RXBUF 2048
 #define HDR 12
 #define ETH_TEST 0x88b5
 #define ETH_ECHO 0x88b6
 
-struct vdesc {
-	u64 addr;
-	u32 len;
-	u16 flags, next;
-};
-struct vavail {
-	u16 flags, idx, ring[QN], used_event;
-};
-struct vused {
-	u16 flags, idx;
-	struct {
-		u32 id, len;
-	} ring[QN];
-	u16 avail_event;
-};
-struct vq {
-	struct vdesc desc[QN] __attribute__((aligned(16)));
-	struct vavail avail __attribute__((aligned(4)));
-	struct vused used __attribute__((aligned(4)));
-	u16 last_used;
-	u32 in_flight;
-};
-
 static struct vq rxq, txq;
-static u8 rxbuf[QN][RXBUF] __attribute__((aligned(4096)));
-static u8 txbuf[QN][RXBUF] __attribute__((aligned(4096)));
+static u8 rxbuf[VQ_SIZE][RXBUF] __attribute__((aligned(4096)));
+static u8 txbuf[VQ_SIZE][RXBUF] __attribute__((aligned(4096)));
 static u64 base;
 static int ready;
 static u8 mac[6];
 static u32 mtu;
-
-static inline void mb(void) { __asm__ volatile("mfence" ::: "memory"); }
 
 static void error(const char *why)
 {
@@ -66,26 +40,8 @@ static void error(const char *why)
 	put_nl();
 }
 
-static void queue_setup(u32 index, struct vq *q)
-{
-	vm_wr(base, 0x030, index);
-	vm_wr(base, 0x038, QN);
-	vm_wr(base, 0x080, (u32)(u64)q->desc);
-	vm_wr(base, 0x084, (u32)((u64)q->desc >> 32));
-	vm_wr(base, 0x090, (u32)(u64)&q->avail);
-	vm_wr(base, 0x094, (u32)((u64)&q->avail >> 32));
-	vm_wr(base, 0x0a0, (u32)(u64)&q->used);
-	vm_wr(base, 0x0a4, (u32)((u64)&q->used >> 32));
-	vm_wr(base, 0x044, 1);
-}
 
-static void rx_post(u16 id)
-{
-	rxq.avail.ring[rxq.avail.idx % QN] = id;
-	mb();
-	rxq.avail.idx++;
-	mb();
-}
+static void rx_post(u16 id) { vq_post(base, &rxq, id, 0); }
 
 static int vnet_init(void)
 {
@@ -119,51 +75,37 @@ static int vnet_init(void)
 	for (int i = 0; i < 6; i++)
 		mac[i] = *(volatile u8 *)(base + 0x100 + i);
 	mtu = (f0 & (1u << 3)) ? *(volatile u16 *)(base + 0x100 + 10) : 1500;
-	for (u16 i = 0; i < QN; i++) {
+	for (u16 i = 0; i < VQ_SIZE; i++) {
 		rxq.desc[i] = (struct vdesc){ (u64)rxbuf[i], RXBUF, 2, 0 };
 		txq.desc[i] = (struct vdesc){ (u64)txbuf[i], 0, 0, 0 };
 	}
-	queue_setup(0, &rxq);
-	queue_setup(1, &txq);
+	vq_setup(base, 0, &rxq);
+	vq_setup(base, 1, &txq);
 	vm_wr(base, 0x070, 1 | 2 | 8 | 4);
-	for (u16 i = 0; i < QN; i++)
+	for (u16 i = 0; i < VQ_SIZE; i++)
 		rx_post(i);
-	vm_wr(base, 0x050, 0);
 	ready = 1;
 	return ready;
 }
 
-/* Reclaims finished transmissions; returns how many are still in flight. */
-static u32 tx_reap(void)
-{
-	while (*(volatile u16 *)&txq.used.idx != txq.last_used) {
-		mb();
-		txq.last_used++;
-		txq.in_flight--;
-	}
-	return txq.in_flight;
-}
+static u32 tx_reap(void) { return vq_reap(&txq); }
 
 static void tx_frame(const u8 *frame, u32 len)
 {
 	u64 spins = 0;
-	while (tx_reap() >= QN) {
+	while (tx_reap() >= VQ_SIZE) {
 		cpu_relax();
 		if (++spins > (1ULL << 32)) {
 			error("timeout waiting for TX buffers");
 			return;
 		}
 	}
-	u16 id = txq.avail.idx % QN;
+	u16 id = txq.avail.idx % VQ_SIZE;
 	memset(txbuf[id], 0, HDR);
 	memcpy(txbuf[id] + HDR, frame, len);
 	txq.desc[id].len = HDR + len;
-	txq.avail.ring[id] = id;
-	mb();
-	txq.avail.idx++;
 	txq.in_flight++;
-	mb();
-	vm_wr(base, 0x050, 1);
+	vq_post(base, &txq, id, 1);
 }
 
 /* Waits for the next received frame; returns a pointer to it (after the header) and its length, and the
@@ -178,19 +120,15 @@ static const u8 *rx_next(u32 *len, u16 *id)
 			return 0;
 		}
 	}
-	mb();
-	u16 slot = rxq.last_used++ % QN;
+	vm_mb();
+	u16 slot = rxq.last_used++ % VQ_SIZE;
 	*id = (u16)rxq.used.ring[slot].id;
 	u32 l = rxq.used.ring[slot].len;
 	*len = l > HDR ? l - HDR : 0;
-	return rxbuf[*id % QN] + HDR;
+	return rxbuf[*id % VQ_SIZE] + HDR;
 }
 
-static void rx_done(u16 id)
-{
-	rx_post(id);
-	vm_wr(base, 0x050, 0);
-}
+static void rx_done(u16 id) { rx_post(id); }
 
 static u8 pattern_byte(u32 seed, u32 seq, u32 i)
 {
@@ -210,20 +148,6 @@ static void put_be32(u8 *p, u32 v)
 	p[3] = (u8)v;
 }
 
-static int parse_args(const char *t, usize n, u64 *v, int count)
-{
-	int k = 0;
-	usize start = 0;
-	for (usize i = 0; i <= n && k < count; i++) {
-		if (i == n || t[i] == ':') {
-			if (!parse_u64(t + start, i - start, &v[k]))
-				return 0;
-			k++;
-			start = i + 1;
-		}
-	}
-	return k == count;
-}
 
 static void report(const char *what, u64 n, const char *tail, u64 seq, int with_seq)
 {
@@ -247,7 +171,7 @@ static void cmd_send(const char *t, usize n)
 {
 	static u8 frame[RXBUF];
 	u64 v[3];
-	if (!parse_args(t, n, v, 3) || v[1] < 22 || v[1] > 1514) {
+	if (!parse_u64_list(t, n, v, 3) || v[1] < 22 || v[1] > 1514) {
 		error("bad N:SIZE:SEED (SIZE 22 to 1514)");
 		return;
 	}
@@ -287,7 +211,7 @@ static void cmd_recv(const char *t, usize n, int echo)
 	static u8 frame[RXBUF];
 	u64 v[2];
 	const char *what = echo ? "ECHO" : "RECV";
-	if (!parse_args(t, n, v, 2)) {
+	if (!parse_u64_list(t, n, v, 2)) {
 		error("bad N:SEED");
 		return;
 	}

@@ -14,7 +14,6 @@
  */
 #include "guest.h"
 
-#define QN 64
 #define RXB 4096
 #define HDR 44
 #define MAXC 128
@@ -22,27 +21,6 @@
 #define HOST_CID 2
 
 enum { OP_REQUEST = 1, OP_RESPONSE, OP_RST, OP_SHUTDOWN, OP_RW, OP_CREDIT_UPDATE, OP_CREDIT_REQUEST };
-
-struct vdesc {
-	u64 addr;
-	u32 len;
-	u16 flags, next;
-};
-struct vq {
-	struct vdesc desc[QN] __attribute__((aligned(16)));
-	struct {
-		u16 flags, idx, ring[QN], used_event;
-	} avail __attribute__((aligned(4)));
-	struct {
-		u16 flags, idx;
-		struct {
-			u32 id, len;
-		} ring[QN];
-		u16 avail_event;
-	} used __attribute__((aligned(4)));
-	u16 last_used;
-	u32 in_flight;
-};
 
 struct conn {
 	int open; /* 0 free, 1 requested or accepted, 2 connected by us */
@@ -57,14 +35,13 @@ struct conn {
 static void conn_reset(struct conn *c) { memset(c, 0, __builtin_offsetof(struct conn, buf)); }
 
 static struct vq rxq, txq, evq;
-static u8 rxbuf[QN][RXB] __attribute__((aligned(4096)));
-static u8 txbuf[QN][RXB] __attribute__((aligned(4096)));
-static u8 evbuf[QN][8];
+static u8 rxbuf[VQ_SIZE][RXB] __attribute__((aligned(4096)));
+static u8 txbuf[VQ_SIZE][RXB] __attribute__((aligned(4096)));
+static u8 evbuf[VQ_SIZE][8];
 static struct conn conns[MAXC];
 static u64 base, cid;
 static int ready;
 
-static inline void mb(void) { __asm__ volatile("mfence" ::: "memory"); }
 static void wr16(u8 *p, u16 v) { p[0] = (u8)v; p[1] = (u8)(v >> 8); }
 static void wr32(u8 *p, u32 v) { wr16(p, (u16)v); wr16(p + 2, (u16)(v >> 16)); }
 static void wr64(u8 *p, u64 v) { wr32(p, (u32)v); wr32(p + 4, (u32)(v >> 32)); }
@@ -77,27 +54,7 @@ static void error(const char *why)
 	put_nl();
 }
 
-static void queue_setup(u32 index, struct vq *q)
-{
-	vm_wr(base, 0x030, index);
-	vm_wr(base, 0x038, QN);
-	vm_wr(base, 0x080, (u32)(u64)q->desc);
-	vm_wr(base, 0x084, (u32)((u64)q->desc >> 32));
-	vm_wr(base, 0x090, (u32)(u64)&q->avail);
-	vm_wr(base, 0x094, (u32)((u64)&q->avail >> 32));
-	vm_wr(base, 0x0a0, (u32)(u64)&q->used);
-	vm_wr(base, 0x0a4, (u32)((u64)&q->used >> 32));
-	vm_wr(base, 0x044, 1);
-}
 
-static void post(struct vq *q, u16 id, u32 notify)
-{
-	q->avail.ring[q->avail.idx % QN] = id;
-	mb();
-	q->avail.idx++;
-	mb();
-	vm_wr(base, 0x050, notify);
-}
 
 static int vsock_init(void)
 {
@@ -121,37 +78,29 @@ static int vsock_init(void)
 		return ready;
 	}
 	cid = rd64(base + 0x100);
-	for (u16 i = 0; i < QN; i++) {
+	for (u16 i = 0; i < VQ_SIZE; i++) {
 		rxq.desc[i] = (struct vdesc){ (u64)rxbuf[i], RXB, 2, 0 };
 		txq.desc[i] = (struct vdesc){ (u64)txbuf[i], 0, 0, 0 };
 		evq.desc[i] = (struct vdesc){ (u64)evbuf[i], 8, 2, 0 };
 	}
-	queue_setup(0, &rxq);
-	queue_setup(1, &txq);
-	queue_setup(2, &evq);
+	vq_setup(base, 0, &rxq);
+	vq_setup(base, 1, &txq);
+	vq_setup(base, 2, &evq);
 	vm_wr(base, 0x070, 1 | 2 | 8 | 4);
-	for (u16 i = 0; i < QN; i++)
-		post(&rxq, i, 0);
+	for (u16 i = 0; i < VQ_SIZE; i++)
+		vq_post(base, &rxq, i, 0);
 	ready = 1;
 	return ready;
 }
 
-static u32 tx_reap(void)
-{
-	while (*(volatile u16 *)&txq.used.idx != txq.last_used) {
-		mb();
-		txq.last_used++;
-		txq.in_flight--;
-	}
-	return txq.in_flight;
-}
+static u32 tx_reap(void) { return vq_reap(&txq); }
 
 /* Sends one packet; waits for a free transmit buffer. */
 static void send_packet(struct conn *c, u32 local, u32 peer, u16 op, u32 flags, const u8 *data, u32 len)
 {
-	while (tx_reap() >= QN)
+	while (tx_reap() >= VQ_SIZE)
 		cpu_relax();
-	u16 id = txq.avail.idx % QN;
+	u16 id = txq.avail.idx % VQ_SIZE;
 	u8 *h = txbuf[id];
 	memset(h, 0, HDR);
 	wr64(h, cid);
@@ -168,7 +117,7 @@ static void send_packet(struct conn *c, u32 local, u32 peer, u16 op, u32 flags, 
 		memcpy(h + HDR, data, len);
 	txq.desc[id].len = HDR + len;
 	txq.in_flight++;
-	post(&txq, id, 1);
+	vq_post(base, &txq, id, 1);
 }
 
 static struct conn *find(u32 local, u32 peer)
@@ -271,27 +220,13 @@ static u8 *rx_next(u32 *n, u16 *id)
 		if (spins > (1ULL << 31))
 			return 0;
 	}
-	mb();
-	u16 slot = rxq.last_used++ % QN;
+	vm_mb();
+	u16 slot = rxq.last_used++ % VQ_SIZE;
 	*id = (u16)rxq.used.ring[slot].id;
 	*n = rxq.used.ring[slot].len;
-	return rxbuf[*id % QN];
+	return rxbuf[*id % VQ_SIZE];
 }
 
-static int parse_args(const char *t, usize n, u64 *v, int count)
-{
-	int k = 0;
-	usize start = 0;
-	for (usize i = 0; i <= n && k < count; i++) {
-		if (i == n || t[i] == ':') {
-			if (!parse_u64(t + start, i - start, &v[k]))
-				return 0;
-			k++;
-			start = i + 1;
-		}
-	}
-	return k == count;
-}
 
 static void report(const char *what, u64 a, u64 b, int two)
 {
@@ -310,7 +245,7 @@ static void report(const char *what, u64 a, u64 b, int two)
 static void cmd_echo(const char *t, usize n)
 {
 	u64 v[2], done = 0, total = 0;
-	if (!parse_args(t, n, v, 2)) {
+	if (!parse_u64_list(t, n, v, 2)) {
 		error("bad PORT:N");
 		return;
 	}
@@ -324,7 +259,7 @@ static void cmd_echo(const char *t, usize n)
 			return;
 		}
 		struct conn *closed = handle(p, len, (u32)v[0], 1);
-		post(&rxq, id, 0);
+		vq_post(base, &rxq, id, 0);
 		if (closed) {
 			done++;
 			total += closed->bytes;
@@ -346,7 +281,7 @@ static void cmd_send(const char *t, usize n)
 {
 	static u8 chunk[RXB];
 	u64 v[3];
-	if (!parse_args(t, n, v, 3)) {
+	if (!parse_u64_list(t, n, v, 3)) {
 		error("bad PORT:BYTES:SEED");
 		return;
 	}
@@ -382,7 +317,7 @@ static void cmd_send(const char *t, usize n)
 		}
 		int was = c->open;
 		handle(p, len, 0, 0);
-		post(&rxq, id, 0);
+		vq_post(base, &rxq, id, 0);
 		if (!c->open && was == 1) {
 			report("REFUSED", v[0], 0, 0);
 			return;

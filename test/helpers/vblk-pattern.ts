@@ -24,3 +24,28 @@ export function fnv1a64(bytes: Uint8Array): string {
   for (const b of bytes) h = ((h ^ BigInt(b)) * 0x100000001b3n) & M64;
   return `0x${h.toString(16)}`;
 }
+
+/** The basic virtio-blk session that both VMMs are held to (qemu-guest.test.ts, virtio-blk.test.ts), on an 8 MiB disk. */
+export const BASIC_BLK = {
+  cmdline: 'ml.vblk.info ml.vblk.id ml.vblk.sum=16:2048 ml.vblk.write=4096:8192:11 ml.vblk.verify=4096:8192:11 ml.vblk.verify=4096:8:12 ml.vblk.flush',
+  diskBytes: 8 * 1024 * 1024,
+  /** The VBLK lines the guest must print for a disk that held `before` and has serial `id`. */
+  expected(before: Uint8Array, id: string): string[] {
+    return [
+      `INFO sectors ${before.length / 512} ro 0`,
+      `ID ${id}`,
+      `SUM 16 2048 ${fnv1a64(before.subarray(16 * 512, (16 + 2048) * 512))}`,
+      'WRITE 4096 8192 status 0',
+      'VERIFY 4096 8192 ok',
+      'VERIFY 4096 8 bad 4096',
+      'FLUSH status 0',
+    ];
+  },
+  /** What is wrong with the disk afterwards: the pattern where the guest wrote it, the rest as it was. */
+  fileProblems(before: Uint8Array, after: Uint8Array): string[] {
+    const problems: string[] = [];
+    if (!Buffer.from(after.subarray(4096 * 512, (4096 + 8192) * 512)).equals(patternBytes(11, 4096, 8192))) problems.push('the pattern is not where the guest wrote it');
+    if (!Buffer.from(after.subarray(0, 4096 * 512)).equals(before.subarray(0, 4096 * 512))) problems.push('bytes before it changed');
+    return problems;
+  },
+};
