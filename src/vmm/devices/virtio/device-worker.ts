@@ -15,6 +15,7 @@ import { diskFrom } from './blk/disk.ts';
 import { CONTROL_STOP, type DeviceMessage, type DeviceWorkerData } from './device-protocol.ts';
 import { SplitQueue } from './queue.ts';
 import { MAX_QUEUES, TransportState } from './transport-state.ts';
+import { MAX_VIRTIO_DEVICES } from './placement.ts';
 import { VIRTIO_MMIO_INT_VRING, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC } from './virtio-abi.ts';
 
 /** Guest faults reported in full per device; later ones are only counted. */
@@ -41,8 +42,8 @@ interface Device {
 
 const epfd = sys.epollCreate();
 const CONTROL_TOKEN = 0;
-/** Tokens from here name a backend's own fd (a TAP, a socket); below, a queue's eventfd. */
-const WATCH_TOKENS = 1 + MAX_QUEUES * 32;
+/** Tokens from here name a backend's own fd (a TAP, a socket); below, a queue's eventfd (1 + device·8 + queue). */
+const WATCH_TOKENS = 1 + MAX_QUEUES * MAX_VIRTIO_DEVICES;
 const watched = new Map<number, { readonly device: number; readonly fd: number }>();
 const tokens = new Map<number, number>();
 let nextToken = WATCH_TOKENS;
@@ -173,7 +174,10 @@ port.postMessage({ type: 'ready' } satisfies DeviceMessage);
 try {
   while (Atomics.load(control, CONTROL_STOP) === 0) {
     const ready = sys.epollWait(epfd, events, waitMs(Date.now()));
-    for (const dev of devices) if (dev.backend.tick !== undefined) work(dev, (b) => b.tick!(Date.now()));
+    const now = Date.now();
+    for (const dev of devices) {
+      if (dev.epoch !== null && dev.backend.nextDeadline?.(now) === 0) work(dev, (b) => b.tick?.(now) ?? false);
+    }
     for (const ev of ready) {
       if (ev.token === CONTROL_TOKEN) {
         sys.drainEventFd(data.controlFd);
