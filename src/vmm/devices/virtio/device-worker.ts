@@ -199,12 +199,21 @@ try {
       work(dev, (b) => b.process(q));
     }
   }
+} catch (e: unknown) {
+  // Report what broke the loop itself (with where), before the clean-up below can add errors of its own.
+  port.postMessage({ type: 'device-failed', device: 'virtio device thread', message: e instanceof Error ? `${e.message} ${e.stack ?? ''}` : String(e) } satisfies DeviceMessage);
+  throw e;
 } finally {
-  sys.closeFd(epfd);
+  // Backends first: closing their fds unwatches them, which needs the epoll fd still open.
   const counters: Record<string, Readonly<Record<string, number>>> = {};
   for (const dev of devices) {
     counters[dev.name] = { ...dev.backend.counters(), guestFaults: dev.faults };
-    dev.backend.close();
+    try {
+      dev.backend.close();
+    } catch (e: unknown) {
+      port.postMessage({ type: 'device-failed', device: dev.name, message: `closing: ${errorMessage(e)}` } satisfies DeviceMessage);
+    }
   }
+  sys.closeFd(epfd);
   port.postMessage({ type: 'stopped', counters } satisfies DeviceMessage);
 }
