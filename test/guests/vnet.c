@@ -40,7 +40,6 @@ static void error(const char *why)
 	put_nl();
 }
 
-
 static void rx_post(u16 id) { vq_post(base, &rxq, id, 0); }
 
 static int vnet_init(void)
@@ -147,7 +146,6 @@ static void put_be32(u8 *p, u32 v)
 	p[2] = (u8)(v >> 8);
 	p[3] = (u8)v;
 }
-
 
 static void report(const char *what, u64 n, const char *tail, u64 seq, int with_seq)
 {

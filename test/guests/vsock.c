@@ -54,8 +54,6 @@ static void error(const char *why)
 	put_nl();
 }
 
-
-
 static int vsock_init(void)
 {
 	if (ready)
@@ -226,7 +224,6 @@ static u8 *rx_next(u32 *n, u16 *id)
 	*n = rxq.used.ring[slot].len;
 	return rxbuf[*id % VQ_SIZE];
 }
-
 
 static void report(const char *what, u64 a, u64 b, int two)
 {

@@ -97,6 +97,11 @@ function group(m: RegExpExecArray, i: number): string {
   return g;
 }
 
+/** Reports kept as lists of what follows their keyword, in order. */
+const LISTED: readonly (readonly [string, 'says' | 'unknown' | 'vblk' | 'vnet' | 'vsock'])[] = [
+  ['SAY ', 'says'], ['UNKNOWN ', 'unknown'], ['VBLK ', 'vblk'], ['VNET ', 'vnet'], ['VSOCK ', 'vsock'],
+];
+
 export function parseGuestOutput(text: string): GuestOutput {
   const out: GuestOutput = {
     boot: null,
@@ -156,24 +161,9 @@ export function parseGuestOutput(text: string): GuestOutput {
       bad('CMDLINE without the separating space');
       return;
     }
-    if (body.startsWith('SAY ')) {
-      out.says.push(body.slice(4));
-      return;
-    }
-    if (body.startsWith('UNKNOWN ')) {
-      out.unknown.push(body.slice(8));
-      return;
-    }
-    if (body.startsWith('VBLK ')) {
-      out.vblk.push(body.slice(5));
-      return;
-    }
-    if (body.startsWith('VNET ')) {
-      out.vnet.push(body.slice(5));
-      return;
-    }
-    if (body.startsWith('VSOCK ')) {
-      out.vsock.push(body.slice(6));
+    const list = LISTED.find(([prefix]) => body.startsWith(prefix));
+    if (list !== undefined) {
+      out[list[1]].push(body.slice(list[0].length));
       return;
     }
     if (body === 'DONE') {
