@@ -128,3 +128,15 @@ test('a hostile guest driver fails its own requests or breaks its own device; th
   t.like(devices?.['virtio-blk0'], { malformed: 3, guestFaults: 2 });
   t.like(devices?.['virtio-blk1'], { malformed: 0, guestFaults: 0 });
 });
+
+test('a drive\'s rate limit holds requests back in the ring without failing them', async (t) => {
+  const dir = scratch(t);
+  const disk = join(dir, 'slow.img');
+  writeFileSync(disk, Buffer.alloc(4 * MiB, 1));
+  const { r, out } = await boot(t, 'ml.vblk.randrd=150:3 ml.vblk.sum=0:8', ['--drive', `${disk},iops=50`]);
+  t.is(r.code, 0, r.stderr);
+  t.deepEqual(out.vblk, ['RANDRD 150 status 0', `SUM 0 8 ${fnv1a64(Buffer.alloc(4096, 1))}`]);
+  const devices = logLines(r.stderr).find((l) => l['msg'] === 'vm stopped')?.['devices'] as Record<string, Record<string, number>> | undefined;
+  t.like(devices?.['virtio-blk0'], { reads: 151, failed: 0 });
+  t.true((devices?.['virtio-blk0']?.['throttled'] ?? 0) > 0, 'the limit made requests wait');
+});
