@@ -89,6 +89,8 @@ void vsock_command(const char *t, usize n); /* vsock.c: t is what follows "ml.vs
 
 /* ---- vmmio.c: virtio-mmio devices announced as virtio_mmio.device=SIZE@BASE:IRQ ---- */
 u64 vmmio_find(u32 device_id, u64 index); /* base of the index-th modern device of that ID, or 0 */
+long vmmio_begin(u64 base);               /* resets, ACKNOWLEDGE|DRIVER; the low 32 feature bits, -1 without VERSION_1 */
+int vmmio_accept(u64 base, u32 low);      /* accepts VERSION_1 and `low`; 0 when FEATURES_OK does not stick */
 static inline u32 vm_rd(u64 base, u32 off) { return *(volatile u32 *)(base + off); }
 static inline void vm_wr(u64 base, u32 off, u32 v) { *(volatile u32 *)(base + off) = v; }
 static inline void vm_mb(void) { __asm__ volatile("mfence" ::: "memory"); }

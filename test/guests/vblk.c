@@ -87,22 +87,13 @@ static int vblk_setup(u64 used_addr)
 		error("no modern virtio-blk device announced on the command line");
 		return ready;
 	}
-	mw(0x070, 0);
-	mw(0x070, 1);
-	mw(0x070, 1 | 2);
-	mw(0x014, 0);
-	read_only = (mr(0x010) >> 5) & 1;
-	mw(0x014, 1);
-	if (!(mr(0x010) & 1)) {
+	long features = vmmio_begin(vbase);
+	if (features < 0) {
 		error("device does not offer VERSION_1");
 		return ready;
 	}
-	mw(0x024, 0);
-	mw(0x020, read_only << 5);
-	mw(0x024, 1);
-	mw(0x020, 1);
-	mw(0x070, 1 | 2 | 8);
-	if (!(mr(0x070) & 8)) {
+	read_only = (int)((features >> 5) & 1);
+	if (!vmmio_accept(vbase, (u32)read_only << 5)) {
 		error("FEATURES_OK refused");
 		return ready;
 	}

@@ -27,6 +27,27 @@ u64 vmmio_find(u32 device_id, u64 index)
 	return 0;
 }
 
+long vmmio_begin(u64 base)
+{
+	vm_wr(base, 0x070, 0);
+	vm_wr(base, 0x070, 1);
+	vm_wr(base, 0x070, 1 | 2);
+	vm_wr(base, 0x014, 0);
+	u32 low = vm_rd(base, 0x010);
+	vm_wr(base, 0x014, 1);
+	return (vm_rd(base, 0x010) & 1) ? (long)low : -1;
+}
+
+int vmmio_accept(u64 base, u32 low)
+{
+	vm_wr(base, 0x024, 0);
+	vm_wr(base, 0x020, low);
+	vm_wr(base, 0x024, 1);
+	vm_wr(base, 0x020, 1); /* VERSION_1 */
+	vm_wr(base, 0x070, 1 | 2 | 8);
+	return (vm_rd(base, 0x070) & 8) != 0;
+}
+
 void vq_setup(u64 base, u32 index, struct vq *q)
 {
 	vm_wr(base, 0x030, index);

@@ -52,22 +52,13 @@ static int vnet_init(void)
 		error("no modern virtio-net device announced on the command line");
 		return ready;
 	}
-	vm_wr(base, 0x070, 0);
-	vm_wr(base, 0x070, 1);
-	vm_wr(base, 0x070, 1 | 2);
-	vm_wr(base, 0x014, 0);
-	u32 f0 = vm_rd(base, 0x010);
-	vm_wr(base, 0x014, 1);
-	if (!(vm_rd(base, 0x010) & 1)) {
+	long features = vmmio_begin(base);
+	if (features < 0) {
 		error("device does not offer VERSION_1");
 		return ready;
 	}
-	vm_wr(base, 0x024, 0);
-	vm_wr(base, 0x020, f0 & ((1u << 5) | (1u << 3))); /* MAC, MTU when offered */
-	vm_wr(base, 0x024, 1);
-	vm_wr(base, 0x020, 1);
-	vm_wr(base, 0x070, 1 | 2 | 8);
-	if (!(vm_rd(base, 0x070) & 8)) {
+	u32 f0 = (u32)features;
+	if (!vmmio_accept(base, f0 & ((1u << 5) | (1u << 3)))) { /* MAC, MTU when offered */
 		error("FEATURES_OK refused");
 		return ready;
 	}

@@ -64,14 +64,11 @@ static int vsock_init(void)
 		error("no modern virtio-vsock device announced on the command line");
 		return ready;
 	}
-	vm_wr(base, 0x070, 0);
-	vm_wr(base, 0x070, 1 | 2);
-	vm_wr(base, 0x024, 0);
-	vm_wr(base, 0x020, 0);
-	vm_wr(base, 0x024, 1);
-	vm_wr(base, 0x020, 1);
-	vm_wr(base, 0x070, 1 | 2 | 8);
-	if (!(vm_rd(base, 0x070) & 8)) {
+	if (vmmio_begin(base) < 0) {
+		error("device does not offer VERSION_1");
+		return ready;
+	}
+	if (!vmmio_accept(base, 0)) {
 		error("FEATURES_OK refused");
 		return ready;
 	}
@@ -215,8 +212,10 @@ static u8 *rx_next(u32 *n, u16 *id)
 {
 	for (u64 spins = 0; *(volatile u16 *)&rxq.used.idx == rxq.last_used; spins++) {
 		cpu_relax();
-		if (spins > (1ULL << 31))
+		if (spins > (1ULL << 31)) {
+			error("timeout");
 			return 0;
+		}
 	}
 	vm_mb();
 	u16 slot = rxq.last_used++ % VQ_SIZE;
@@ -251,10 +250,8 @@ static void cmd_echo(const char *t, usize n)
 		u32 len;
 		u16 id;
 		u8 *p = rx_next(&len, &id);
-		if (!p) {
-			error("timeout");
+		if (!p)
 			return;
-		}
 		struct conn *closed = handle(p, len, (u32)v[0], 1);
 		vq_post(base, &rxq, id, 0);
 		if (closed) {
@@ -308,10 +305,8 @@ static void cmd_send(const char *t, usize n)
 		u32 len;
 		u16 id;
 		u8 *p = rx_next(&len, &id);
-		if (!p) {
-			error("timeout");
+		if (!p)
 			return;
-		}
 		int was = c->open;
 		handle(p, len, 0, 0);
 		vq_post(base, &rxq, id, 0);

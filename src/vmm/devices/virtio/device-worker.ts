@@ -79,10 +79,11 @@ function makeBackend(d: DeviceWorkerData['devices'][number], ctx: BackendContext
   }
 }
 
+const contexts = data.devices.map((_d, i) => contextFor(i));
 const devices: Device[] = data.devices.map((d, i) => ({
   name: d.info.name,
   state: new TransportState(d.transport, d.info.queueMaxSizes.length),
-  backend: makeBackend(d, contextFor(i)),
+  backend: makeBackend(d, contexts[i]!),
   irqFd: d.irqFd,
   queueFds: d.queueFds,
   maxSizes: d.info.queueMaxSizes,
@@ -154,8 +155,7 @@ function work(dev: Device, step: (b: VirtioBackend) => boolean): void {
 sys.epollAdd(epfd, data.controlFd, sys.EPOLLIN, CONTROL_TOKEN);
 devices.forEach((dev, d) => {
   dev.queueFds.forEach((fd, q) => sys.epollAdd(epfd, fd, sys.EPOLLIN, 1 + d * MAX_QUEUES + q));
-  const ctx = contextFor(d);
-  for (const w of dev.backend.watches) ctx.watch(w.fd, w.events);
+  for (const w of dev.backend.watches) contexts[d]!.watch(w.fd, w.events);
 });
 
 /** Milliseconds until the first backend deadline, or -1 (wait for ever). */
@@ -188,7 +188,7 @@ try {
         const w = watched.get(ev.token);
         if (w === undefined) continue; // unwatched earlier in this batch
         const dev = devices[w.device]!;
-        if (dev.epoch === null) contextFor(w.device).setInterest(w.fd, 0); // a device that is down waits for its driver
+        if (dev.epoch === null) contexts[w.device]!.setInterest(w.fd, 0); // a device that is down waits for its driver
         else work(dev, (b) => b.ready(w.fd, ev.events));
         continue;
       }
