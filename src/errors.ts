@@ -24,6 +24,8 @@ export const ErrorCodes = {
   DRIVE: 'MATCHLOCK_ERR_DRIVE',
   NET: 'MATCHLOCK_ERR_NET',
   VSOCK: 'MATCHLOCK_ERR_VSOCK',
+  API: 'MATCHLOCK_ERR_API',
+  API_SOCKET: 'MATCHLOCK_ERR_API_SOCKET',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -10,11 +10,12 @@ export const REDACT_PATHS = [
 
 /**
  * The root logger, created once in main and passed down; children per job → VM → device. Logs go to stderr
- * (synchronously, so nothing is lost when the process ends), leaving stdout to the guest's serial console.
+ * (synchronously, so nothing is lost when the process ends), leaving stdout to the guest's serial console;
+ * `dest` may name a file instead (the API's PUT /logger), which is appended to.
  */
-export function createRootLogger(level: string = process.env['MATCHLOCK_LOG_LEVEL'] ?? 'info'): Logger {
+export function createRootLogger(level: string = process.env['MATCHLOCK_LOG_LEVEL'] ?? 'info', dest: number | string = 2): Logger {
   return pino(
     { level, base: { pid: process.pid }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } },
-    pino.destination({ dest: 2, sync: true }),
+    pino.destination({ dest, sync: true, append: true, mkdir: false }),
   );
 }

@@ -4,6 +4,7 @@
 import { isMatchlockError, errorMessage, ErrorCodes } from '../errors.ts';
 import { createRootLogger } from '../log.ts';
 import { vmRun, VM_RUN_USAGE } from './vm-run.ts';
+import { vmm, VMM_USAGE } from './vmm.ts';
 import { VERSION } from '../version.ts';
 
 const USAGE = `matchlock ${VERSION}: GitHub Actions jobs in throwaway microVMs
@@ -12,6 +13,7 @@ usage: matchlock <command> [options]
 
 commands:
   vm run      boot one microVM in this process (see: matchlock vm run --help)
+  vmm         one VMM process controlled through its API socket, or a config file (see: matchlock vmm --help)
   version     print the version
 
 exit status: 0 ok (or the guest reset / powered off / was stopped by SIGTERM or SIGINT),
@@ -35,6 +37,14 @@ async function dispatch(argv: string[]): Promise<number> {
       return 0;
     }
     return vmRun(rest, createRootLogger());
+  }
+  if (cmd === 'vmm') {
+    const args = argv.slice(1);
+    if (args.includes('--help')) {
+      process.stdout.write(`${VMM_USAGE}\n`);
+      return 0;
+    }
+    return vmm(args, createRootLogger());
   }
   process.stderr.write(`matchlock: unknown command "${argv.join(' ')}"\n${USAGE}\n`);
   return EXIT_USAGE;

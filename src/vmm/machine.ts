@@ -7,7 +7,7 @@ import { ErrorCodes, MatchlockError } from '../errors.ts';
 import {
   KVM_TSS_ADDRESS, bootFpu, bootMsrs, linuxBootRegs, linuxBootSregs, normalizeCpuid, pvhBootRegs, pvhBootSregs,
 } from './arch/x86_64/index.ts';
-import { Serial, createLegacyShared, type LegacyShared } from './devices/index.ts';
+import { I8042, I8042_KBD_IRQ, Serial, createLegacyShared, type LegacyShared } from './devices/index.ts';
 import { openDrive } from './devices/virtio/blk/disk.ts';
 import { blkDeviceInfo } from './devices/virtio/blk/blk-device.ts';
 import { netDeviceInfo } from './devices/virtio/net/net-device.ts';
@@ -33,6 +33,8 @@ export interface VmResult {
   readonly serialBytes: number;
   /** Per virtio device: requests, bytes, guest faults. */
   readonly devices: DeviceCounters;
+  /** When the guest first left KVM_RUN (wall-clock ms): it had run; null if it never did. */
+  readonly firstGuestExitAt: number | null;
 }
 
 export const EXIT_OK = 0;
@@ -47,6 +49,18 @@ export function exitCodeFor(reason: StopReason): number {
 
 const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 
+/** Scancode set 2: Ctrl, Alt, Delete pressed, then released in reverse order. */
+const CTRL_ALT_DEL_SCANCODES = [0x14, 0x11, 0xe0, 0x71, 0xe0, 0xf0, 0x71, 0xf0, 0x11, 0xf0, 0x14];
+
+interface Running {
+  readonly threads: VcpuThreads;
+  readonly sink: SerialSink;
+  readonly legacy: LegacyShared;
+  readonly signalled: Promise<NodeJS.Signals>;
+  /** Stops the devices and undoes what start() set up (idempotent enough to run once per start). */
+  readonly release: () => Promise<void>;
+}
+
 export class Machine {
   readonly config: VmConfig;
   readonly guest: PreparedGuest;
@@ -56,6 +70,8 @@ export class Machine {
   readonly #vm: VmFd;
   readonly #vcpus: VcpuFd[];
   readonly #virtio: VirtioDevices;
+  #running: Running | null = null;
+  #started = false;
 
   private constructor(config: VmConfig, log: Logger, ram: GuestRam, guest: PreparedGuest, kvm: Kvm, vm: VmFd, vcpus: VcpuFd[], virtio: VirtioDevices) {
     this.config = config;
@@ -81,7 +97,7 @@ export class Machine {
       // Drives first, then network devices (Firecracker's order): vda… and eth0… in the order given.
       config.drives.forEach((d, i) => {
         const drive = openDrive(d);
-        specs.push({ info: blkDeviceInfo(`virtio-blk${i}`, drive), backend: { kind: 'blk', drive, limits: { bytesPerSec: d.bytesPerSec ?? null, opsPerSec: d.opsPerSec ?? null } } });
+        specs.push({ info: blkDeviceInfo(`virtio-blk${i}`, drive), backend: { kind: 'blk', drive, limits: { bytesPerSec: d.bytesPerSec ?? null, opsPerSec: d.opsPerSec ?? null, bytesBucket: d.bytesBucket ?? null, opsBucket: d.opsBucket ?? null } } });
       });
       config.nets.forEach((n, i) => {
         const tap = sys.openTap(n.tap);
@@ -147,23 +163,51 @@ export class Machine {
 
   /** Runs the guest until it stops or the process gets SIGTERM/SIGINT. */
   async run(): Promise<VmResult> {
-    const devices = createLegacyShared(this.#virtio.shared);
-    const sink = new SerialSink(devices.serial.output, this.config.serialOut);
+    await this.start();
+    return this.wait();
+  }
+
+  /** Starts the devices and the vCPUs; resolves once every vCPU thread is about to enter KVM_RUN. */
+  async start(): Promise<void> {
+    if (this.#running !== null || this.#started) throw new MatchlockError(ErrorCodes.VCPU, 'the VM was started already', {});
+    this.#started = true;
+    const legacy = createLegacyShared(this.#virtio.shared);
+    const sink = new SerialSink(legacy.serial.output, this.config.serialOut);
     let onSignal: (s: NodeJS.Signals) => void = () => {};
     const signalled = new Promise<NodeJS.Signals>((resolve) => { onSignal = resolve; });
     for (const s of STOP_SIGNALS) process.on(s, onSignal);
-    const stopInput = this.config.serialIn ? this.#feedStdin(devices) : (): void => {};
+    const stopInput = this.config.serialIn ? this.#feedStdin(legacy) : (): void => {};
+    const release = async (): Promise<void> => {
+      await this.#virtio.stop();
+      stopInput();
+      for (const s of STOP_SIGNALS) process.off(s, onSignal);
+      await sink.close();
+    };
     try {
       await this.#virtio.start(this.#ram.memory.regions.map((r) => ({ gpa: r.gpa, size: r.size, hostAddress: r.hostAddress! })));
-      const threads = await VcpuThreads.start(this.#vm, this.#vcpus, devices, this.#log);
+      const threads = await VcpuThreads.start(this.#vm, this.#vcpus, legacy, this.#log);
+      this.#running = { threads, sink, legacy, signalled, release };
       this.#log.info({ vcpus: this.#vcpus.length, memMib: this.config.memMib }, 'vm started');
+    } catch (e: unknown) {
+      await release();
+      throw e;
+    }
+  }
+
+  /** Waits for the started guest to stop (or for SIGTERM/SIGINT), stops everything and reports. */
+  async wait(): Promise<VmResult> {
+    const running = this.#running;
+    if (running === null) throw new MatchlockError(ErrorCodes.VCPU, 'the VM is not running', {});
+    const { threads, sink, signalled } = running;
+    try {
       const deviceFailure = this.#virtio.failure.then((why) => ({ deviceFailure: why }));
       const first = await Promise.race([threads.firstStop, signalled, deviceFailure]);
+      const firstGuestExitAt = threads.firstExitAt;
       const stopped = await threads.stopAll();
       const exits: Record<string, number> = {};
       for (const s of stopped) for (const [k, n] of Object.entries(s.exits)) exits[k] = (exits[k] ?? 0) + n;
       await sink.close();
-      const base = { exits, serialBytes: sink.bytes, devices: await this.#virtio.stop() };
+      const base = { exits, serialBytes: sink.bytes, devices: await this.#virtio.stop(), firstGuestExitAt };
       if (typeof first === 'string') {
         return { ...base, reason: 'signal', detail: `stopped by ${first}`, exitCode: EXIT_OK, vcpu: null, registers: null };
       }
@@ -176,11 +220,37 @@ export class Machine {
         registers: first.registers,
       };
     } finally {
-      await this.#virtio.stop();
-      stopInput();
-      for (const s of STOP_SIGNALS) process.off(s, onSignal);
-      await sink.close();
+      this.#running = null;
+      await running.release();
     }
+  }
+
+  #runningOrThrow(): Running {
+    if (this.#running === null) throw new MatchlockError(ErrorCodes.VCPU, 'the VM is not running', {});
+    return this.#running;
+  }
+
+  /** Holds every vCPU outside the guest; false when the VM stopped before all were held. */
+  async pause(): Promise<boolean> {
+    return this.#runningOrThrow().threads.pause();
+  }
+
+  resume(): void {
+    this.#runningOrThrow().threads.resume();
+  }
+
+  /** Presses and releases Ctrl+Alt+Del on the i8042 keyboard (what Firecracker's SendCtrlAltDel does). */
+  sendCtrlAltDel(): void {
+    const vm = this.#vm;
+    const kbd = new I8042(this.#runningOrThrow().legacy.i8042, { pulseIrq: (irq) => vm.pulseIrq(irq), requestStop: () => {} });
+    if (kbd.queue(CTRL_ALT_DEL_SCANCODES)) vm.pulseIrq(I8042_KBD_IRQ);
+  }
+
+  /** What can be read while the guest runs: when it first ran, and the devices' counters. */
+  async stats(): Promise<{ readonly firstExitAt: number | null; readonly devices: DeviceCounters }> {
+    const running = this.#running;
+    if (running === null) return { firstExitAt: null, devices: {} };
+    return { firstExitAt: running.threads.firstExitAt, devices: await this.#virtio.counters() };
   }
 
   /** Sends stdin to COM1; returns what stops it. */

@@ -63,6 +63,17 @@ export class SwaggerApi {
     return new SwaggerApi(new URL('../fixtures/firecracker/firecracker-swagger.yaml', import.meta.url).pathname);
   }
 
+  /**
+   * Adds a property of our own to a definition (matchlock's documented additions, e.g. Drive.cow_path), so
+   * requests that use it are still checked field by field against everything else.
+   */
+  extend(definition: string, property: string, schema: Schema): this {
+    const def = this.#spec.definitions[definition] as { properties?: Record<string, Schema> } | undefined;
+    if (def === undefined) throw new Error(`no definition ${definition}`);
+    def.properties = { ...def.properties, [property]: schema };
+    return this;
+  }
+
   /** The operation for a method and a concrete path, with its path parameters; null when the API has none. */
   find(method: string, path: string): Found | null {
     for (const [template, ops] of Object.entries(this.#spec.paths)) {

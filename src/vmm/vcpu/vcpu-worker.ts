@@ -8,7 +8,7 @@ import { VcpuFd, VmFd } from '../kvm/index.ts';
 import * as sys from '../sys/index.ts';
 import { errorMessage } from '../../errors.ts';
 import { handleExit, type ExitCounters, type ExitOutcome } from './exit.ts';
-import { CONTROL_STOP, type VcpuMessage, type VcpuWorkerData } from './protocol.ts';
+import { CONTROL_PARKED, CONTROL_PAUSE, CONTROL_STOP, type VcpuMessage, type VcpuWorkerData } from './protocol.ts';
 import { formatRegisters } from './register-dump.ts';
 
 const data = workerData as VcpuWorkerData;
@@ -34,10 +34,30 @@ const exits = new Map<number, number>();
 
 port.postMessage({ type: 'ready', index: data.index, tid: sys.gettid() } satisfies VcpuMessage);
 
+/** Waits outside KVM_RUN while the host holds the vCPUs paused (or until it stops them). */
+function park(): void {
+  Atomics.add(control, CONTROL_PARKED, 1);
+  Atomics.notify(control, CONTROL_PARKED);
+  while (Atomics.load(control, CONTROL_PAUSE) !== 0 && Atomics.load(control, CONTROL_STOP) === 0) Atomics.wait(control, CONTROL_PAUSE, 1);
+  Atomics.sub(control, CONTROL_PARKED, 1);
+  // The host kicked until every thread was parked; a kick that came after this one parked must not linger.
+  run.immediateExit = false;
+}
+
+let ran = false;
+
 function loop(): (ExitOutcome & { kind: 'stop' }) | null {
   while (Atomics.load(control, CONTROL_STOP) === 0) {
+    if (Atomics.load(control, CONTROL_PAUSE) !== 0) {
+      park();
+      continue;
+    }
     const r = sys.ioctlRun(data.vcpuFd, sys.KVM_RUN, 'KVM_RUN');
     if (r < 0) continue; // EINTR or EAGAIN: a kick; the loop condition decides
+    if (!ran) {
+      ran = true;
+      port.postMessage({ type: 'first-exit', index: data.index, at: performance.timeOrigin + performance.now() } satisfies VcpuMessage);
+    }
     const reason = run.exitReason;
     exits.set(reason, (exits.get(reason) ?? 0) + 1);
     const outcome = handleExit(run, buses.pio, buses.mmio, counters);

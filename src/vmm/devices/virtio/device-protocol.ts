@@ -46,14 +46,17 @@ export interface DeviceWorkerData {
   readonly regions: readonly RegionData[];
   readonly devices: readonly (VirtioShared & { readonly irqFd: number; readonly backend: BackendData })[];
   readonly controlFd: number;
-  /** Int32Array words: [CONTROL_STOP] = the host wants the thread to end. */
+  /** Int32Array words: [CONTROL_STOP] = the host wants the thread to end; [CONTROL_COUNTERS] = it wants the counters now. */
   readonly control: SharedArrayBuffer;
 }
 
 export const CONTROL_STOP = 0;
+export const CONTROL_COUNTERS = 1;
+export const CONTROL_WORDS = 2;
 
 export type DeviceMessage =
   | { readonly type: 'ready' }
   | { readonly type: 'guest-fault'; readonly device: string; readonly message: string; readonly count: number }
   | { readonly type: 'device-failed'; readonly device: string; readonly message: string }
+  | { readonly type: 'counters'; readonly counters: Readonly<Record<string, Readonly<Record<string, number>>>> }
   | { readonly type: 'stopped'; readonly counters: Readonly<Record<string, Readonly<Record<string, number>>>> };

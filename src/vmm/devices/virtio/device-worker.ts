@@ -12,7 +12,7 @@ import { NetBackend } from './net/net-device.ts';
 import { VsockBackend } from './vsock/vsock-device.ts';
 import { BlkBackend } from './blk/blk-device.ts';
 import { diskFrom } from './blk/disk.ts';
-import { CONTROL_STOP, type DeviceMessage, type DeviceWorkerData } from './device-protocol.ts';
+import { CONTROL_COUNTERS, CONTROL_STOP, type DeviceMessage, type DeviceWorkerData } from './device-protocol.ts';
 import { SplitQueue } from './queue.ts';
 import { MAX_QUEUES, TransportState } from './transport-state.ts';
 import { MAX_VIRTIO_DEVICES } from './placement.ts';
@@ -167,6 +167,12 @@ function waitMs(now: number): number {
   }
   return ms;
 }
+function countersNow(): Record<string, Readonly<Record<string, number>>> {
+  const counters: Record<string, Readonly<Record<string, number>>> = {};
+  for (const dev of devices) counters[dev.name] = { ...dev.backend.counters(), guestFaults: dev.faults };
+  return counters;
+}
+
 const events = new Uint8Array(sys.EPOLL_EVENT_SIZE * 64);
 
 port.postMessage({ type: 'ready' } satisfies DeviceMessage);
@@ -182,6 +188,7 @@ try {
       if (ev.token === CONTROL_TOKEN) {
         sys.drainEventFd(data.controlFd);
         for (const dev of devices) reconcile(dev);
+        if (Atomics.exchange(control, CONTROL_COUNTERS, 0) !== 0) port.postMessage({ type: 'counters', counters: countersNow() } satisfies DeviceMessage);
         continue;
       }
       if (ev.token >= WATCH_TOKENS) {
@@ -205,9 +212,8 @@ try {
   throw e;
 } finally {
   // Backends first: closing their fds unwatches them, which needs the epoll fd still open.
-  const counters: Record<string, Readonly<Record<string, number>>> = {};
+  const counters = countersNow();
   for (const dev of devices) {
-    counters[dev.name] = { ...dev.backend.counters(), guestFaults: dev.faults };
     try {
       dev.backend.close();
     } catch (e: unknown) {

@@ -10,7 +10,7 @@ import { ErrorCodes, MatchlockError } from '../../../errors.ts';
 import type { VmFd } from '../../kvm/index.ts';
 import * as sys from '../../sys/index.ts';
 import { abandonDrive } from './blk/disk.ts';
-import { CONTROL_STOP, type BackendData, type DeviceMessage, type DeviceWorkerData, type RegionData, type VirtioShared } from './device-protocol.ts';
+import { CONTROL_COUNTERS, CONTROL_STOP, CONTROL_WORDS, type BackendData, type DeviceMessage, type DeviceWorkerData, type RegionData, type VirtioShared } from './device-protocol.ts';
 import { VirtioMmioTransport, type VirtioDeviceInfo } from './mmio-transport.ts';
 import { MAX_VIRTIO_DEVICES, devicePlace, virtioCmdline } from './placement.ts';
 import { createTransportShared } from './transport-state.ts';
@@ -39,7 +39,8 @@ export type DeviceCounters = Readonly<Record<string, Readonly<Record<string, num
 export class VirtioDevices {
   readonly #devices: DeviceEntry[];
   readonly #controlFd: number;
-  readonly #control = new Int32Array(new SharedArrayBuffer(4));
+  readonly #control = new Int32Array(new SharedArrayBuffer(CONTROL_WORDS * 4));
+  #counterWaiters: ((c: DeviceCounters) => void)[] = [];
   readonly #log: Logger;
   #worker: Worker | null = null;
   #stopped: Promise<DeviceCounters> | null = null;
@@ -117,6 +118,7 @@ export class VirtioDevices {
         if (m.type === 'ready') ready();
         else if (m.type === 'guest-fault') this.#log.warn({ device: m.device, count: m.count, reason: m.message }, 'guest driver fault');
         else if (m.type === 'device-failed') this.#log.error({ device: m.device, reason: m.message }, 'virtio device failed');
+        else if (m.type === 'counters') for (const w of this.#counterWaiters.splice(0)) w(m.counters);
         else resolve(m.counters);
       });
       worker.on('error', (e: Error) => {
@@ -132,6 +134,16 @@ export class VirtioDevices {
       });
     });
     await started;
+  }
+
+  /** The devices' counters while they run (empty when the device thread is not running). */
+  async counters(): Promise<DeviceCounters> {
+    const stopped = this.#stopped;
+    if (this.#worker === null || stopped === null || this.#stopping) return {};
+    const now = new Promise<DeviceCounters>((resolve) => { this.#counterWaiters.push(resolve); });
+    Atomics.store(this.#control, CONTROL_COUNTERS, 1);
+    sys.signalEventFd(this.#controlFd);
+    return Promise.race([now, stopped]);
   }
 
   /** Stops the device thread; returns its counters. */

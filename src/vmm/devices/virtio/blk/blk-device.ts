@@ -9,7 +9,7 @@ import type { DescriptorChain, SplitQueue } from '../queue.ts';
 import { VIRTIO_ID_BLOCK, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC } from '../virtio-abi.ts';
 import { SECTOR_SIZE, type Disk } from './disk.ts';
 import { executeBlk, newBlkCounters, VIRTIO_BLK_HEADER_BYTES, type BlkCounters } from './blk-request.ts';
-import { TokenBucket } from './token-bucket.ts';
+import { TokenBucket, type BucketSize } from './token-bucket.ts';
 
 export const VIRTIO_BLK_F_SEG_MAX = 2;
 export const VIRTIO_BLK_F_RO = 5;
@@ -35,6 +35,9 @@ export function blkDeviceInfo(name: string, disk: Pick<Disk, 'size' | 'readOnly'
 export interface BlkLimits {
   readonly bytesPerSec: number | null;
   readonly opsPerSec: number | null;
+  /** Bucket sizes other than one second's worth (the API's token buckets). */
+  readonly bytesBucket?: BucketSize | null;
+  readonly opsBucket?: BucketSize | null;
 }
 
 export const NO_LIMITS: BlkLimits = { bytesPerSec: null, opsPerSec: null };
@@ -60,8 +63,8 @@ export class BlkBackend implements VirtioBackend {
     this.#mem = mem;
     this.#disk = disk;
     this.#clock = clock;
-    this.#bytes = limits.bytesPerSec === null ? null : new TokenBucket(limits.bytesPerSec, clock());
-    this.#ops = limits.opsPerSec === null ? null : new TokenBucket(limits.opsPerSec, clock());
+    this.#bytes = limits.bytesPerSec === null ? null : new TokenBucket(limits.bytesPerSec, clock(), limits.bytesBucket ?? null);
+    this.#ops = limits.opsPerSec === null ? null : new TokenBucket(limits.opsPerSec, clock(), limits.opsBucket ?? null);
   }
 
   activate(queues: readonly (SplitQueue | null)[]): void {

@@ -5,6 +5,7 @@
  */
 import { closeSync, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, rmSync, unlinkSync, writeSync, constants as fsc } from 'node:fs';
 import { ErrorCodes, MatchlockError, errorMessage } from '../../../../errors.ts';
+import type { BucketSize } from './token-bucket.ts';
 
 export const SECTOR_SIZE = 512;
 /** The unit the overlay copies from the base: a partial write first brings in the whole cluster. */
@@ -34,6 +35,8 @@ export interface DriveSpec {
   /** Rate limits (token buckets with a one-second burst); null for none. */
   readonly bytesPerSec?: number | null;
   readonly opsPerSec?: number | null;
+  readonly bytesBucket?: BucketSize | null;
+  readonly opsBucket?: BucketSize | null;
 }
 
 function driveError(message: string, details: Record<string, unknown>, cause?: unknown): MatchlockError {
