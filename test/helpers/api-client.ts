@@ -91,8 +91,10 @@ export interface VmmProcess {
 }
 
 /** Starts `matchlock vmm --api-sock SOCK …` and waits until its socket exists (then it accepts), or it exits. */
-export async function startVmm(sock: string, extraArgs: readonly string[] = [], env: Record<string, string> = {}): Promise<VmmProcess> {
-  const child = spawn(MATCHLOCK, ['vmm', '--api-sock', sock, ...extraArgs], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startVmm(sock: string, extraArgs: readonly string[] = [], env: Record<string, string> = {}, cwd?: string): Promise<VmmProcess> {
+  const child = spawn(MATCHLOCK, ['vmm', '--api-sock', sock, ...extraArgs], {
+    env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], ...(cwd === undefined ? {} : { cwd }),
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (c: string) => { stdout += c; });

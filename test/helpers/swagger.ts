@@ -83,7 +83,14 @@ export class SwaggerApi {
       const operation = ops[method.toLowerCase()];
       if (m === null || operation === undefined) continue;
       const params: Record<string, string> = {};
-      names.forEach((n, i) => { params[n] = decodeURIComponent(m[i + 1]!); });
+      names.forEach((n, i) => {
+        const raw = m[i + 1]!;
+        try {
+          params[n] = decodeURIComponent(raw);
+        } catch {
+          params[n] = raw; // not valid percent-encoding: the id as sent
+        }
+      });
       return { operation, template, params };
     }
     return null;

@@ -1,5 +1,5 @@
 /**
- * The API's transport: HTTP/1.1 on a Unix socket, one operation at a time (requests queue in arrival order),
+ * The API's transport: HTTP/1.1 on a Unix socket, one operation at a time (requests queue as their bodies complete),
  * bodies of at most 51200 bytes (413 beyond), JSON in and out, errors as `{"fault_message": …}`. The socket
  * path must not exist: a path in use is another VMM's, and is never taken over.
  */
@@ -14,6 +14,8 @@ import type { ApiReply, VmmController } from './vmm-controller.ts';
 
 /** Firecracker's default limit on a request body. */
 export const MAX_BODY_BYTES = 51200;
+/** How much of an oversized body is read and dropped (so the client can read its 413) before the connection is cut. */
+const MAX_DISCARD_BYTES = 1024 * 1024;
 
 type ReadBody = { readonly text: string } | { readonly tooLarge: true };
 
@@ -101,30 +103,39 @@ export class ApiServer {
     return api;
   }
 
+  /**
+   * A request joins the queue once its body is in, so a client that is slow to send one holds up nobody else.
+   * An oversized body is answered at once (413, and the connection closes) and the rest of it is discarded.
+   */
   #handle(req: IncomingMessage, res: ServerResponse, controller: VmmController, log: Logger): void {
     const method = req.method ?? '';
     const path = req.url ?? '';
-    const started = readBody(req);
-    this.#queue = this.#queue.then(async () => {
-      controller.api.requests++;
-      let reply: ApiReply;
-      let close = false;
-      try {
-        const read = await started;
-        if ('tooLarge' in read) {
-          close = true;
-          throw apiError(`the request body is larger than ${MAX_BODY_BYTES} bytes`, HTTP_PAYLOAD_TOO_LARGE);
-        }
-        reply = await dispatch(controller, method, path, parseJson(read.text));
-      } catch (e: unknown) {
-        const fault = faultOf(e);
-        controller.api.errors++;
-        reply = { status: fault.status, body: { fault_message: fault.message } };
-      }
+    const answer = (reply: ApiReply, close = false): void => {
       log.debug({ method, path: path.slice(0, 200), status: reply.status }, 'api request');
-      if (close) res.on('finish', () => req.destroy()); // the rest of an oversized body is not read
       if (!res.destroyed) send(res, reply, close);
-    });
+    };
+    readBody(req).then((read) => {
+      controller.api.requests++;
+      if ('tooLarge' in read) {
+        controller.api.errors++;
+        let discarded = 0;
+        req.on('data', (chunk: Buffer) => {
+          discarded += chunk.length;
+          if (discarded > MAX_DISCARD_BYTES) req.destroy();
+        });
+        answer({ status: HTTP_PAYLOAD_TOO_LARGE, body: { fault_message: `the request body is larger than ${MAX_BODY_BYTES} bytes` } }, true);
+        return;
+      }
+      this.#queue = this.#queue.then(async () => {
+        try {
+          answer(await dispatch(controller, method, path, parseJson(read.text)));
+        } catch (e: unknown) {
+          const fault = faultOf(e);
+          controller.api.errors++;
+          answer({ status: fault.status, body: { fault_message: fault.message } });
+        }
+      });
+    }, () => req.destroy());
   }
 
   /** Stops accepting, ends open connections, and removes the socket file. */
