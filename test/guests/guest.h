@@ -83,6 +83,8 @@ int cmdline_next(usize *pos, const char **tok, usize *len);
 void memtest_run(void);
 void mptable_run(void);
 void pio_run(u64 n);
+void kbd_run(u64 n);   /* host.c: ml.kbd=<N> */
+void ticks_run(u64 n); /* host.c: ml.ticks=<N> */
 void vblk_command(const char *t, usize n); /* vblk.c: t is what follows "ml.vblk." */
 void vnet_command(const char *t, usize n); /* vnet.c: t is what follows "ml.vnet." */
 void vsock_command(const char *t, usize n); /* vsock.c: t is what follows "ml.vsock." */

@@ -50,6 +50,10 @@ __attribute__((noreturn)) void user_main(u32 kind, u64 info)
 			put_dec(v);
 			put_str(" done");
 			put_nl();
+		} else if (starts_with(t, n, "ml.kbd=") && parse_u64(t + 7, n - 7, &v)) {
+			kbd_run(v);
+		} else if (starts_with(t, n, "ml.ticks=") && parse_u64(t + 9, n - 9, &v)) {
+			ticks_run(v);
 		} else if (starts_with(t, n, "ml.vblk.")) {
 			vblk_command(t + 8, n - 8);
 		} else if (starts_with(t, n, "ml.vnet.")) {
