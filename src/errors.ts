@@ -26,6 +26,8 @@ export const ErrorCodes = {
   VSOCK: 'MATCHLOCK_ERR_VSOCK',
   API: 'MATCHLOCK_ERR_API',
   API_SOCKET: 'MATCHLOCK_ERR_API_SOCKET',
+  CGROUP: 'MATCHLOCK_ERR_CGROUP',
+  JAIL: 'MATCHLOCK_ERR_JAIL',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -5,6 +5,7 @@ import { isMatchlockError, errorMessage, ErrorCodes } from '../errors.ts';
 import { createRootLogger } from '../log.ts';
 import { vmRun, VM_RUN_USAGE } from './vm-run.ts';
 import { vmm, VMM_USAGE } from './vmm.ts';
+import { JAILER_USAGE, parseJailArgs, runJailed } from '../jailer/index.ts';
 import { VERSION } from '../version.ts';
 
 const USAGE = `matchlock ${VERSION}: GitHub Actions jobs in throwaway microVMs
@@ -14,6 +15,7 @@ usage: matchlock <command> [options]
 commands:
   vm run      boot one microVM in this process (see: matchlock vm run --help)
   vmm         one VMM process controlled through its API socket, or a config file (see: matchlock vmm --help)
+  jailer      run one VMM confined: namespaces, cgroups, uid/gid, seccomp (see: matchlock jailer --help)
   version     print the version
 
 exit status: 0 ok (or the guest reset / powered off / was stopped by SIGTERM or SIGINT),
@@ -45,6 +47,14 @@ async function dispatch(argv: string[]): Promise<number> {
       return 0;
     }
     return vmm(args, createRootLogger());
+  }
+  if (cmd === 'jailer') {
+    const args = argv.slice(1);
+    if (args[0] === '--help' || args.length === 0) {
+      process.stdout.write(`${JAILER_USAGE}\n`);
+      return args.length === 0 ? EXIT_USAGE : 0;
+    }
+    return runJailed(parseJailArgs(args), createRootLogger());
   }
   process.stderr.write(`matchlock: unknown command "${argv.join(' ')}"\n${USAGE}\n`);
   return EXIT_USAGE;

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { ErrorCodes, MatchlockError } from '../errors.ts';
 import { ApiServer, VmmController, applyConfigFile, now } from '../vmm/api/index.ts';
 import type { VmResult } from '../vmm/index.ts';
+import { sealVmm } from '../jailer/index.ts';
 
 export const VMM_USAGE = `usage: matchlock vmm --api-sock PATH [--id ID] [--config-file FILE]
        matchlock vmm --no-api --config-file FILE [--id ID]
@@ -15,7 +16,8 @@ export const VMM_USAGE = `usage: matchlock vmm --api-sock PATH [--id ID] [--conf
   --api-sock PATH     serve the API (HTTP/1.1, Firecracker's shapes) on this Unix socket; it must not exist
   --config-file FILE  configure from FILE (the shape of GET /vm/config) and start the VM at once
   --no-api            serve no API (needs --config-file)
-  --id ID             the instance id shown by GET / and in metrics (default: anonymous-instance)`;
+  --id ID             the instance id shown by GET / and in metrics (default: anonymous-instance)
+  --jailed            set by \`matchlock jailer\`: no program can be started from here on (seccomp)`;
 
 const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 
@@ -29,8 +31,10 @@ export async function vmm(args: string[], log: Logger): Promise<number> {
       'config-file': { type: 'string' },
       'no-api': { type: 'boolean' },
       id: { type: 'string' },
+      jailed: { type: 'boolean' },
     },
   });
+  if (values.jailed === true) sealVmm();
   const noApi = values['no-api'] === true;
   const sock = values['api-sock'];
   if (noApi && values['config-file'] === undefined) throw new MatchlockError(ErrorCodes.USAGE, '--no-api needs --config-file FILE', {});

@@ -7,3 +7,4 @@ export { errnoName } from './libc.ts';
 export * from './events.ts';
 export * from './tap.ts';
 export * from './unix-socket.ts';
+export * from './jail-calls.ts';

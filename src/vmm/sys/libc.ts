@@ -40,6 +40,28 @@ export const raw = {
   read: libc.func('int64_t read(int fd, void *buf, size_t len)') as (fd: number, buf: Uint8Array, len: number) => number | bigint,
   write: libc.func('int64_t write(int fd, void *buf, size_t len)') as (fd: number, buf: Uint8Array, len: number) => number | bigint,
   tgkill: libc.func('int tgkill(int tgid, int tid, int sig)') as (tgid: number, tid: number, sig: number) => number,
+  // The jail: namespaces, mounts, identity, limits, seccomp, exec.
+  unshare: libc.func('int unshare(int flags)') as (flags: number) => number,
+  setns: libc.func('int setns(int fd, int nstype)') as (fd: number, nstype: number) => number,
+  mount: libc.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)') as (
+    source: string | null, target: string, fstype: string | null, flags: number, data: string | null,
+  ) => number,
+  umount2: libc.func('int umount2(const char *target, int flags)') as (target: string, flags: number) => number,
+  pivotRoot: libc.func('syscall', 'long', ['long', 'str', 'str']) as (nr: number, newRoot: string, putOld: string) => number,
+  chroot: libc.func('int chroot(const char *path)') as (path: string) => number,
+  chdir: libc.func('int chdir(const char *path)') as (path: string) => number,
+  mknod: libc.func('int mknod(const char *path, uint32_t mode, uint64_t dev)') as (path: string, mode: number, dev: number) => number,
+  setgroups: libc.func('int setgroups(size_t size, void *list)') as (size: number, list: null) => number,
+  setresgid: libc.func('int setresgid(uint32_t r, uint32_t e, uint32_t s)') as (r: number, e: number, s: number) => number,
+  setresuid: libc.func('int setresuid(uint32_t r, uint32_t e, uint32_t s)') as (r: number, e: number, s: number) => number,
+  prctl: libc.func('int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)') as (
+    option: number, a2: number, a3: number, a4: number, a5: number,
+  ) => number,
+  seccomp: libc.func('syscall', 'long', ['long', 'unsigned long', 'unsigned long', 'void *']) as (nr: number, op: number, flags: number, prog: Uint8Array) => number,
+  setrlimit: libc.func('int setrlimit(int resource, void *rlim)') as (resource: number, rlim: Uint8Array) => number,
+  fcntlInt: libc.func('int fcntl(int fd, int cmd, int arg)') as (fd: number, cmd: number, arg: number) => number,
+  closeRange: libc.func('int close_range(unsigned int first, unsigned int last, int flags)') as (first: number, last: number, flags: number) => number,
+  execve: libc.func('int execve(const char *path, const char **argv, const char **envp)') as (path: string, argv: (string | null)[], envp: (string | null)[]) => number,
 } as const;
 
 export function errno(): number {
