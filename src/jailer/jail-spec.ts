@@ -80,7 +80,7 @@ function parseLimit(text: string, limits: { fsize: number | null; nofile: number
 function parseCgroup(text: string): { file: string; value: string } {
   const eq = text.indexOf('=');
   const file = text.slice(0, eq);
-  if (eq < 0 || !/^[a-z0-9_]+\.[a-z0-9_.]+$/.test(file)) throw usage(`--cgroup ${JSON.stringify(text)} must be FILE=VALUE with FILE like memory.max or pids.max`);
+  if (eq < 0 || !/^[a-z0-9_]+\.[A-Za-z0-9_.]+$/.test(file)) throw usage(`--cgroup ${JSON.stringify(text)} must be FILE=VALUE with FILE like memory.max or pids.max`);
   const value = text.slice(eq + 1);
   if (value.includes('\n')) throw usage(`--cgroup ${JSON.stringify(text)}: the value must be one line`);
   return { file, value };

@@ -20,6 +20,8 @@ import type { JailSpec } from './jail-spec.ts';
 
 const STAGE_TWO = new URL('./jail-exec.ts', import.meta.url).pathname;
 const FORWARDED = ['SIGTERM', 'SIGINT'] as const;
+/** How long a VMM has to end after a forwarded signal before it is killed (PID 1 ignores signals it has no handler for). */
+export const STOP_GRACE_MS = 5000;
 
 function jailError(message: string, details: Record<string, unknown> = {}): MatchlockError {
   return new MatchlockError(ErrorCodes.JAIL, message, details);
@@ -92,7 +94,14 @@ async function runStageTwo(plan: JailPlan, cgroup: VmCgroup, log: Logger): Promi
     child.on('error', reject);
     child.on('exit', (code, signal) => resolve({ code, signal }));
   });
-  const forward = (s: NodeJS.Signals): void => { child.kill(s); };
+  let killer: NodeJS.Timeout | null = null;
+  const forward = (s: NodeJS.Signals): void => {
+    child.kill(s);
+    killer ??= setTimeout(() => {
+      log.warn({ graceMs: STOP_GRACE_MS }, 'vmm did not stop: killing it');
+      child.kill('SIGKILL');
+    }, STOP_GRACE_MS);
+  };
   for (const s of FORWARDED) process.on(s, forward);
   try {
     if (child.pid === undefined) throw jailError('cannot start the jail process');
@@ -111,6 +120,7 @@ async function runStageTwo(plan: JailPlan, cgroup: VmCgroup, log: Logger): Promi
     }
     return code ?? 1;
   } finally {
+    if (killer !== null) clearTimeout(killer);
     for (const s of FORWARDED) process.off(s, forward);
   }
 }
