@@ -68,6 +68,7 @@ function confine(plan: JailPlan): never {
   if (plan.fileSizeLimit !== null) sys.setRlimit(sys.RLIMIT_FSIZE, plan.fileSizeLimit);
   sys.dropBoundingCapabilities();
   sys.becomeUser(uid, gid);
+  sys.dieWithParent(); // after the uid change, which clears it
   sys.noNewPrivileges();
   sys.installSeccomp(encode(assemble(JAIL_POLICY)), sys.SECCOMP_FILTER_FLAG_TSYNC);
   sys.onlyStdioAcrossExec();

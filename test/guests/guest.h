@@ -81,6 +81,7 @@ int cmdline_next(usize *pos, const char **tok, usize *len);
 
 /* ---- memtest.c / mptable.c / exit.c ---- */
 void memtest_run(void);
+void touch_run(void); /* memtest.c: ml.touch */
 void mptable_run(void);
 void pio_run(u64 n);
 void kbd_run(u64 n);   /* host.c: ml.kbd=<N> */

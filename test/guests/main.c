@@ -41,6 +41,8 @@ __attribute__((noreturn)) void user_main(u32 kind, u64 info)
 			e820_print();
 		} else if (str_eq(t, n, "ml.memtest")) {
 			memtest_run();
+		} else if (str_eq(t, n, "ml.touch")) {
+			touch_run();
 		} else if (str_eq(t, n, "ml.mptable")) {
 			mptable_run();
 		} else if (starts_with(t, n, "ml.pio=") && parse_u64(t + 7, n - 7, &v)) {

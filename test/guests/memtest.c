@@ -104,3 +104,32 @@ void memtest_run(void)
 	}
 	put_nl();
 }
+
+/* ml.touch: writes one byte in every 4 KiB page of every type-1 region (>= 1 MiB, outside this image), so the
+ * host must back all of the guest's RAM; then "mltest: TOUCH <pages>". */
+void touch_run(void)
+{
+	u64 pages_touched = 0;
+	u64 image_end = ((u64)_image_end + PAGE - 1) & ~(PAGE - 1);
+
+	for (u32 i = 0; i < nr_regions; i++) {
+		struct mem_region *r = &regions[i];
+		u64 p, end = r->addr + r->size;
+
+		if (r->type != 1 || end > mapped_top || end < r->addr)
+			continue;
+		p = r->addr < MIB ? MIB : (r->addr + PAGE - 1) & ~(PAGE - 1);
+		for (; p + PAGE <= end; p += PAGE) {
+			if (overlaps_image(p)) {
+				p = image_end - PAGE;
+				continue;
+			}
+			*(volatile u8 *)p = 1;
+			pages_touched++;
+		}
+	}
+	put_line_start();
+	put_str("TOUCH ");
+	put_dec(pages_touched);
+	put_nl();
+}

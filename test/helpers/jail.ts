@@ -68,16 +68,32 @@ export async function startJailed(base: string, id: string, jailArgs: readonly s
   };
 }
 
-/** Runs gdb against a process to make it call `expr` (a libc function), as if the VMM had made that call; `killed` when the call should end it. */
+/** Whether a process is gone or a zombie (dead, waiting to be reaped). */
+function dead(pid: number): boolean {
+  try {
+    return /^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * Runs gdb against a process to make it call `expr` (a libc function), as if the VMM had made that call.
+ * `killed`: the call should end the process; gdb, its tracer, would then wait for ever (and the process stay a
+ * zombie only gdb may reap), so gdb is killed as soon as the process is dead.
+ */
 export function gdbCall(pid: number, expr: string, killed = false): Promise<string> {
   return new Promise((resolve) => {
-    // A call that gets the process killed leaves gdb waiting (and the process a zombie only gdb may reap): cut it short.
     const gdb = spawn('gdb', ['-nx', '-batch', '-p', String(pid), '-ex', 'set confirm off', '-ex', `print ${expr}`, '-ex', 'detach'], {
-      stdio: ['ignore', 'pipe', 'pipe'], timeout: killed ? 5000 : 60_000, killSignal: 'SIGKILL',
+      stdio: ['ignore', 'pipe', 'pipe'], timeout: 180_000, killSignal: 'SIGKILL',
     });
     let out = '';
     gdb.stdout.setEncoding('utf8').on('data', (c: string) => { out += c; });
     gdb.stderr.setEncoding('utf8').on('data', (c: string) => { out += c; });
-    gdb.on('close', () => resolve(out));
+    const watch = killed ? setInterval(() => { if (dead(pid)) gdb.kill('SIGKILL'); }, 100) : null;
+    gdb.on('close', () => {
+      if (watch !== null) clearInterval(watch);
+      resolve(out);
+    });
   });
 }

@@ -217,7 +217,7 @@ export class VmmController {
     machine.close();
     this.#machine = null;
     try {
-      await this.flushMetrics();
+      if (this.#metrics !== null) await this.flushMetrics();
     } catch (e: unknown) {
       this.#log.warn({ err: e instanceof Error ? e.message : String(e) }, 'last metrics line not written');
     }

@@ -23,6 +23,8 @@ const SYS_pivot_root = 155;
 const SYS_seccomp = 317;
 const S_IFCHR = 0o020000;
 const PR_SET_NO_NEW_PRIVS = 38;
+const PR_SET_PDEATHSIG = 1;
+const SIGKILL = 9;
 const PR_CAPBSET_DROP = 24;
 const PR_GET_NO_NEW_PRIVS = 39;
 const SECCOMP_SET_MODE_FILTER = 1;
@@ -92,6 +94,11 @@ export function becomeUser(uid: number, gid: number): void {
   check(raw.setgroups(0, null), 'setgroups');
   check(raw.setresgid(gid, gid, gid), 'setresgid', { gid });
   check(raw.setresuid(uid, uid, uid), 'setresuid', { uid });
+}
+
+/** SIGKILL when the parent (the jailer) dies: a VMM never outlives the process that cleans up after it. */
+export function dieWithParent(): void {
+  check(raw.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), 'prctl(PR_SET_PDEATHSIG)');
 }
 
 export function noNewPrivileges(): void {
