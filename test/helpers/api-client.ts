@@ -104,11 +104,11 @@ export async function startVmm(sock: string, extraArgs: readonly string[] = [], 
   });
   let gone = false;
   void exited.then(() => { gone = true; });
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + 240_000; // seconds in the emulated KVM sandbox, milliseconds on a host
   while (!existsSync(sock) && !gone) {
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`the VMM did not make its API socket in 30 s: ${stderr}`);
+      throw new Error(`the VMM did not make its API socket in 240 s: ${stderr}`);
     }
     await new Promise((r) => setTimeout(r, 10));
   }

@@ -47,14 +47,16 @@ export async function startJailed(base: string, id: string, jailArgs: readonly s
   });
   const dir = join(base, id);
   const sock = join(dir, 'root/run/api.sock');
-  const deadline = Date.now() + 60_000;
+  // Generous: Node starts in well under a second on a host, but takes tens of seconds in the emulated KVM sandbox.
+  const deadline = Date.now() + 240_000;
   while (waitForSocket && !existsSync(sock) && !gone) {
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`the jailed VMM made no API socket in 60 s: ${output}`);
+      throw new Error(`the jailed VMM made no API socket in 240 s: ${output}`);
     }
     await new Promise((r) => setTimeout(r, 20));
   }
+  if (waitForSocket && gone) throw new Error(`the jailer exited before its VMM served: ${(await exited).code ?? ''} ${output}`);
   const client = new ApiClient(sock);
   return {
     child, client, dir, exited,
