@@ -6,6 +6,7 @@ import { createRootLogger } from '../log.ts';
 import { vmRun, VM_RUN_USAGE } from './vm-run.ts';
 import { vmm, VMM_USAGE } from './vmm.ts';
 import { JAILER_USAGE, parseJailArgs, runJailed } from '../jailer/index.ts';
+import { image, IMAGE_USAGE } from './image.ts';
 import { VERSION } from '../version.ts';
 
 const USAGE = `matchlock ${VERSION}: GitHub Actions jobs in throwaway microVMs
@@ -16,6 +17,7 @@ commands:
   vm run      boot one microVM in this process (see: matchlock vm run --help)
   vmm         one VMM process controlled through its API socket, or a config file (see: matchlock vmm --help)
   jailer      run one VMM confined: namespaces, cgroups, uid/gid, seccomp (see: matchlock jailer --help)
+  image build a golden image from a root filesystem tarball (see: matchlock image --help)
   version     print the version
 
 exit status: 0 ok (or the guest reset / powered off / was stopped by SIGTERM or SIGINT),
@@ -47,6 +49,14 @@ async function dispatch(argv: string[]): Promise<number> {
       return 0;
     }
     return vmm(args, createRootLogger());
+  }
+  if (cmd === 'image') {
+    const args = argv.slice(1);
+    if (args.includes('--help') || args.length === 0) {
+      process.stdout.write(`${IMAGE_USAGE}\n`);
+      return args.length === 0 ? EXIT_USAGE : 0;
+    }
+    return image(args, createRootLogger());
   }
   if (cmd === 'jailer') {
     const args = argv.slice(1);

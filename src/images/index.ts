@@ -1,2 +1,3 @@
-/** Golden images (issue 5, in progress): applying image layers safely onto a tree. */
+/** Golden images (issue 5, in progress): image layers applied safely, and images built from rootfs tarballs. */
 export { applyLayer, safeComponents, DEFAULT_LIMITS, type ApplyLimits, type ApplyStats } from './layer-apply.ts';
+export { buildImage, type BuildRequest, type ImageMetadata } from './build.ts';
