@@ -2,7 +2,7 @@
  * matchlock's command line. Errors a user can hit print one line (what is wrong, what to do) and exit non-zero.
  */
 import { isMatchlockError, errorMessage, ErrorCodes } from '../errors.ts';
-import { createRootLogger } from '../log.ts';
+import { createRootLogger, type Logger } from '../log.ts';
 import { vmRun, VM_RUN_USAGE } from './vm-run.ts';
 import { vmm, VMM_USAGE } from './vmm.ts';
 import { JAILER_USAGE, parseJailArgs, runJailed } from '../jailer/index.ts';
@@ -25,6 +25,23 @@ exit status: 0 ok (or the guest reset / powered off / was stopped by SIGTERM or 
 
 export const EXIT_USAGE = 2;
 
+interface Command {
+  readonly usage: string;
+  /** Print the usage and exit 2 when given no arguments (rather than run and complain). */
+  readonly emptyIsUsage: boolean;
+  readonly wantsHelp: (args: readonly string[]) => boolean;
+  readonly run: (args: string[], log: Logger) => Promise<number>;
+}
+
+const anywhere = (args: readonly string[]): boolean => args.includes('--help');
+
+/** Commands of one word; the jailer's help is only its first argument (what follows "--" is the VMM's). */
+const COMMANDS: Readonly<Record<string, Command>> = {
+  vmm: { usage: VMM_USAGE, emptyIsUsage: false, wantsHelp: anywhere, run: vmm },
+  image: { usage: IMAGE_USAGE, emptyIsUsage: true, wantsHelp: anywhere, run: image },
+  jailer: { usage: JAILER_USAGE, emptyIsUsage: true, wantsHelp: (args) => args[0] === '--help', run: (args, log) => runJailed(parseJailArgs(args), log) },
+};
+
 async function dispatch(argv: string[]): Promise<number> {
   const [cmd, sub, ...rest] = argv;
   if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h') {
@@ -42,29 +59,18 @@ async function dispatch(argv: string[]): Promise<number> {
     }
     return vmRun(rest, createRootLogger());
   }
-  if (cmd === 'vmm') {
+  const command = COMMANDS[cmd];
+  if (command !== undefined) {
     const args = argv.slice(1);
-    if (args.includes('--help')) {
-      process.stdout.write(`${VMM_USAGE}\n`);
+    if (args.length === 0 && command.emptyIsUsage) {
+      process.stdout.write(`${command.usage}\n`);
+      return EXIT_USAGE;
+    }
+    if (command.wantsHelp(args)) {
+      process.stdout.write(`${command.usage}\n`);
       return 0;
     }
-    return vmm(args, createRootLogger());
-  }
-  if (cmd === 'image') {
-    const args = argv.slice(1);
-    if (args.includes('--help') || args.length === 0) {
-      process.stdout.write(`${IMAGE_USAGE}\n`);
-      return args.length === 0 ? EXIT_USAGE : 0;
-    }
-    return image(args, createRootLogger());
-  }
-  if (cmd === 'jailer') {
-    const args = argv.slice(1);
-    if (args[0] === '--help' || args.length === 0) {
-      process.stdout.write(`${JAILER_USAGE}\n`);
-      return args.length === 0 ? EXIT_USAGE : 0;
-    }
-    return runJailed(parseJailArgs(args), createRootLogger());
+    return command.run(args, createRootLogger());
   }
   process.stderr.write(`matchlock: unknown command "${argv.join(' ')}"\n${USAGE}\n`);
   return EXIT_USAGE;

@@ -90,10 +90,17 @@ export interface VmmProcess {
   stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Starts `matchlock vmm --api-sock SOCK …` and waits until its socket exists (then it accepts), or it exits. */
-export async function startVmm(sock: string, extraArgs: readonly string[] = [], env: Record<string, string> = {}, cwd?: string): Promise<VmmProcess> {
-  const child = spawn(MATCHLOCK, ['vmm', '--api-sock', sock, ...extraArgs], {
-    env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], ...(cwd === undefined ? {} : { cwd }),
+export interface LaunchOptions {
+  readonly env?: Record<string, string>;
+  readonly cwd?: string;
+  /** Wait for the API socket (default); false returns at once. */
+  readonly waitForSocket?: boolean;
+}
+
+/** Starts a process that serves an API on `sock` and waits until the socket exists (then it accepts), or the process exits. */
+export async function launch(file: string, args: readonly string[], sock: string, opts: LaunchOptions = {}): Promise<VmmProcess> {
+  const child = spawn(file, args, {
+    env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'], ...(opts.cwd === undefined ? {} : { cwd: opts.cwd }),
   });
   let stdout = '';
   let stderr = '';
@@ -105,10 +112,10 @@ export async function startVmm(sock: string, extraArgs: readonly string[] = [], 
   let gone = false;
   void exited.then(() => { gone = true; });
   const deadline = Date.now() + 240_000; // seconds in the emulated KVM sandbox, milliseconds on a host
-  while (!existsSync(sock) && !gone) {
+  while (opts.waitForSocket !== false && !existsSync(sock) && !gone) {
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`the VMM did not make its API socket in 240 s: ${stderr}`);
+      throw new Error(`no API socket ${sock} in 240 s: ${stdout}${stderr}`);
     }
     await new Promise((r) => setTimeout(r, 10));
   }
@@ -123,4 +130,9 @@ export async function startVmm(sock: string, extraArgs: readonly string[] = [], 
       return exited;
     },
   };
+}
+
+/** Starts `matchlock vmm --api-sock SOCK …` and waits until its socket exists, or it exits. */
+export function startVmm(sock: string, extraArgs: readonly string[] = [], env: Record<string, string> = {}, cwd?: string): Promise<VmmProcess> {
+  return launch(MATCHLOCK, ['vmm', '--api-sock', sock, ...extraArgs], sock, { env, ...(cwd === undefined ? {} : { cwd }) });
 }

@@ -2,23 +2,20 @@
  * A jailed VMM for tests: `matchlock jailer … -- --api-sock /run/api.sock`, waited for until its API socket
  * appears in the jail (or the jailer exits), with its host pid and a client for its API.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ApiClient } from './api-client.ts';
+import { launch, type VmmProcess } from './api-client.ts';
 import { MATCHLOCK } from './cli.ts';
 
 export const NOBODY = 65534;
 
-export interface Jailed {
-  readonly child: ChildProcess;
-  readonly client: ApiClient;
+export interface Jailed extends VmmProcess {
   /** The jail directory on the host, and the VMM's host pid (0 if it never started). */
   readonly dir: string;
   readonly pid: number;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** The jailer's stdout (the guest's console) and stderr (the logs). */
   output(): string;
-  stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 /** The host pid of the process whose command line contains `needle` (the jailed VMM's: `vmm --jailed --id ID`). */
@@ -35,43 +32,18 @@ export function pidOf(needle: string): number {
 }
 
 export async function startJailed(base: string, id: string, jailArgs: readonly string[], vmmArgs: readonly string[] = [], waitForSocket = true): Promise<Jailed> {
-  const child = spawn(MATCHLOCK, ['jailer', '--id', id, '--uid', String(NOBODY), '--gid', String(NOBODY), '--chroot-base-dir', base, ...jailArgs, '--', '--api-sock', '/run/api.sock', ...vmmArgs], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.setEncoding('utf8').on('data', (c: string) => { output += c; });
-  child.stderr.setEncoding('utf8').on('data', (c: string) => { output += c; });
-  let gone = false;
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.on('close', (code, signal) => { gone = true; resolve({ code, signal }); });
-  });
   const dir = join(base, id);
-  const sock = join(dir, 'root/run/api.sock');
-  // Generous: Node starts in well under a second on a host, but takes tens of seconds in the emulated KVM sandbox.
-  const deadline = Date.now() + 240_000;
-  while (waitForSocket && !existsSync(sock) && !gone) {
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`the jailed VMM made no API socket in 240 s: ${output}`);
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  if (waitForSocket && gone) throw new Error(`the jailer exited before its VMM served: ${(await exited).code ?? ''} ${output}`);
-  const client = new ApiClient(sock);
-  return {
-    child, client, dir, exited,
-    pid: pidOf(`vmm --jailed --id ${id} `),
-    output: () => output,
-    async stop() {
-      client.close();
-      if (!gone) child.kill('SIGTERM');
-      return exited;
-    },
-  };
+  const proc = await launch(MATCHLOCK, [
+    'jailer', '--id', id, '--uid', String(NOBODY), '--gid', String(NOBODY), '--chroot-base-dir', base, ...jailArgs,
+    '--', '--api-sock', '/run/api.sock', ...vmmArgs,
+  ], join(dir, 'root/run/api.sock'), { waitForSocket });
+  const output = (): string => proc.stdout() + proc.stderr();
+  if (waitForSocket && (proc.child.exitCode !== null || proc.child.signalCode !== null)) throw new Error(`the jailer exited before its VMM served: ${proc.child.exitCode} ${output()}`);
+  return { ...proc, dir, pid: pidOf(`vmm --jailed --id ${id} `), output };
 }
 
 /** Whether a process is gone or a zombie (dead, waiting to be reaped). */
-function dead(pid: number): boolean {
+export function dead(pid: number): boolean {
   try {
     return /^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
   } catch {

@@ -11,7 +11,7 @@ import { BUILTIN_CPU_TEMPLATE_NAMES, MAX_MEM_MIB, builtinCpuTemplate } from '../
 import { MAX_VIRTIO_DEVICES } from '../devices/virtio/placement.ts';
 import type { DriveSpec } from '../devices/virtio/blk/disk.ts';
 import type { BucketSize } from '../devices/virtio/blk/token-bucket.ts';
-import { defaultMac, type NetSpec } from '../net-spec.ts';
+import { defaultMac, parseMac, tapNameProblem, type NetSpec } from '../net-spec.ts';
 import { DEFAULT_CMDLINE, DEFAULT_MEM_MIB, type VmConfig } from '../vm-config.ts';
 import { apiError } from './api-error.ts';
 import type {
@@ -136,11 +136,12 @@ export class VmBuilder {
 
   putNetworkInterface(body: NetworkInterfaceBody): void {
     checkId(body.iface_id, 'interface id');
-    if (!/^[A-Za-z0-9_.-]{1,15}$/.test(body.host_dev_name)) throw apiError(`host_dev_name "${body.host_dev_name}" is not an interface name: 1 to 15 letters, digits, "_", "." or "-"`);
+    const tapProblem = tapNameProblem(body.host_dev_name);
+    if (tapProblem !== null) throw apiError(`host_dev_name "${body.host_dev_name}" ${tapProblem}`);
     if (body.rx_rate_limiter !== undefined || body.tx_rate_limiter !== undefined) unsupported('a network rate limiter');
     if (body.guest_mac !== undefined) {
-      if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(body.guest_mac)) throw apiError(`guest_mac "${body.guest_mac}" is not six hex bytes separated by ":"`);
-      if ((parseInt(body.guest_mac.slice(0, 2), 16) & 1) !== 0) throw apiError(`guest_mac ${body.guest_mac} is a multicast address: its first byte must be even`);
+      const mac = parseMac(body.guest_mac);
+      if (typeof mac === 'string') throw apiError(`guest_mac "${body.guest_mac}" ${mac}`);
     }
     const twice = [...this.#nets.values()].find((n) => n.host_dev_name === body.host_dev_name && n.iface_id !== body.iface_id);
     if (twice !== undefined) throw apiError(`TAP ${body.host_dev_name} is interface ${twice.iface_id}'s already: each interface needs its own`);
@@ -197,7 +198,7 @@ export class VmBuilder {
       }))),
       nets: Object.freeze([...this.#nets.values()].map((n): NetSpec => Object.freeze({
         tap: n.host_dev_name,
-        mac: n.guest_mac === undefined ? defaultMac(n.host_dev_name) : Uint8Array.from(n.guest_mac.split(':').map((h) => parseInt(h, 16))),
+        mac: n.guest_mac === undefined ? defaultMac(n.host_dev_name) : parseMac(n.guest_mac) as Uint8Array, // checked when put
         mtu: n.mtu ?? null,
       }))),
       vsock: this.#vsock === null ? null : Object.freeze({ cid: this.#vsock.guest_cid, uds: this.#vsock.uds_path }),

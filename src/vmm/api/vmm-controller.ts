@@ -52,8 +52,8 @@ export class VmmController {
   #machine: Machine | null = null;
   #metrics: MetricsWriter | null = null;
   #metricsTimer: NodeJS.Timeout | null = null;
-  #exits: Readonly<Record<string, number>> | null = null;
-  #devicesAtEnd: Readonly<Record<string, Readonly<Record<string, number>>>> = {};
+  /** How the guest ended, once it has. */
+  #result: VmResult | null = null;
   readonly boot: BootTimes;
   readonly api = { requests: 0, errors: 0 };
   #settle: (r: VmResult) => void = () => {};
@@ -211,9 +211,8 @@ export class VmmController {
 
   async #finish(machine: Machine, result: VmResult): Promise<void> {
     if (this.#metricsTimer !== null) clearInterval(this.#metricsTimer);
-    this.#exits = result.exits;
+    this.#result = result;
     this.boot.firstGuestExit ??= result.firstGuestExitAt;
-    this.#devicesAtEnd = result.devices;
     machine.close();
     this.#machine = null;
     try {
@@ -234,8 +233,8 @@ export class VmmController {
       state: this.#state,
       boot: { ...this.boot },
       api: { ...this.api },
-      vcpuExits: this.#exits,
-      devices: stats?.devices ?? this.#devicesAtEnd,
+      vcpuExits: this.#result?.exits ?? null,
+      devices: stats?.devices ?? this.#result?.devices ?? {},
     });
   }
 
