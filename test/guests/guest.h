@@ -89,6 +89,14 @@ void ticks_run(u64 n); /* host.c: ml.ticks=<N> */
 void vblk_command(const char *t, usize n); /* vblk.c: t is what follows "ml.vblk." */
 void vnet_command(const char *t, usize n); /* vnet.c: t is what follows "ml.vnet." */
 void vsock_command(const char *t, usize n); /* vsock.c: t is what follows "ml.vsock." */
+struct conn;                               /* vsock.c's connections, for agent.c */
+struct conn *vsock_serve(u32 port, struct conn *c); /* accepts on port (c == 0) or waits for data; 0 when closed */
+u32 vsock_available(struct conn *c);
+u8 vsock_byte(struct conn *c, u32 i);
+void vsock_consume(struct conn *c, u32 n);
+int vsock_write(struct conn *c, const u8 *data, u32 len);
+void vsock_close(struct conn *c);
+void agent_run(u32 port); /* agent.c: ml.vsock.agent=<port> */
 
 /* ---- vmmio.c: virtio-mmio devices announced as virtio_mmio.device=SIZE@BASE:IRQ ---- */
 u64 vmmio_find(u32 device_id, u64 index); /* base of the index-th modern device of that ID, or 0 */

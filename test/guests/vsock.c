@@ -11,6 +11,8 @@
  *   ml.vsock.send=PORT:BYTES:SEED  connects to the host's PORT, sends BYTES of
  *                           SEED's pattern (vblk.c's, test/helpers/vblk-pattern.ts),
  *                           shuts down; VSOCK SENT BYTES | VSOCK REFUSED PORT
+ *   ml.vsock.agent=PORT     the guest agent's protocol (docs/guest-protocol.md), in
+ *                           agent.c, over one host connection on PORT
  */
 #include "guest.h"
 
@@ -197,9 +199,9 @@ static struct conn *handle(const u8 *p, u32 n, u32 port, int echo)
 		send_packet(c, c->local, c->peer, OP_CREDIT_UPDATE, 0, 0, 0);
 	if (op == OP_SHUTDOWN)
 		c->peer_done = 1;
-	if (echo)
+	if (echo == 1)
 		flush(c);
-	if (echo && c->peer_done && !c->len) {
+	if (echo == 1 && c->peer_done && !c->len) {
 		send_packet(c, c->local, c->peer, OP_SHUTDOWN, 3, 0, 0);
 		c->open = 0;
 		return c;
@@ -318,6 +320,73 @@ static void cmd_send(const char *t, usize n)
 	report("SENT", sent, 0, 0);
 }
 
+/* For agent.c: one host connection on `port`, its received bytes in c->buf (consume with vsock_consume). */
+struct conn *vsock_serve(u32 port, struct conn *c)
+{
+	for (;;) {
+		u32 len;
+		u16 id;
+		u8 *p = rx_next(&len, &id);
+		if (!p)
+			return 0;
+		struct conn *closed = handle(p, len, c ? 0 : port, 2);
+		vq_post(base, &rxq, id, 0);
+		if (closed)
+			return 0;
+		if (!c) {
+			for (int i = 0; i < MAXC; i++)
+				if (conns[i].open && conns[i].local == port)
+					return &conns[i];
+			continue;
+		}
+		if (c->len || c->peer_done || !c->open)
+			return c;
+	}
+}
+
+u32 vsock_available(struct conn *c) { return c->len; }
+u8 vsock_byte(struct conn *c, u32 i) { return c->buf[(c->head + i) % CBUF]; }
+
+void vsock_consume(struct conn *c, u32 n)
+{
+	c->head = (c->head + n) % CBUF;
+	c->len -= n;
+	c->fwd_cnt += n;
+	send_packet(c, c->local, c->peer, OP_CREDIT_UPDATE, 0, 0, 0);
+}
+
+/* Sends len bytes, waiting for the host's credit; 0 when the connection went. */
+int vsock_write(struct conn *c, const u8 *data, u32 len)
+{
+	while (len) {
+		while (c->open && !credit(c)) {
+			u32 n;
+			u16 id;
+			u8 *p = rx_next(&n, &id);
+			if (!p)
+				return 0;
+			handle(p, n, 0, 2);
+			vq_post(base, &rxq, id, 0);
+		}
+		if (!c->open)
+			return 0;
+		u32 k = len < credit(c) ? len : credit(c);
+		if (k > RXB - HDR)
+			k = RXB - HDR;
+		send_packet(c, c->local, c->peer, OP_RW, 0, data, k);
+		c->tx_cnt += k;
+		data += k;
+		len -= k;
+	}
+	return 1;
+}
+
+void vsock_close(struct conn *c)
+{
+	send_packet(c, c->local, c->peer, OP_SHUTDOWN, 3, 0, 0);
+	c->open = 0;
+}
+
 void vsock_command(const char *t, usize n)
 {
 	if (vsock_init() != 1)
@@ -326,6 +395,12 @@ void vsock_command(const char *t, usize n)
 		cmd_echo(t + 5, n - 5);
 	} else if (starts_with(t, n, "send=")) {
 		cmd_send(t + 5, n - 5);
+	} else if (starts_with(t, n, "agent=")) {
+		u64 port;
+		if (parse_u64(t + 6, n - 6, &port))
+			agent_run((u32)port);
+		else
+			error("bad PORT");
 	} else {
 		error("unknown command");
 	}

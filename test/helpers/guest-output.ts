@@ -56,6 +56,8 @@ export interface GuestOutput {
   vnet: string[];
   /** Text after `VSOCK ` of each virtio-vsock report. */
   vsock: string[];
+  /** Text after `AGENT ` of each report of the guest agent's protocol (`ml.vsock.agent`). */
+  agent: string[];
   /** Tokens the guest reported as `UNKNOWN`. */
   unknown: string[];
   done: boolean;
@@ -98,8 +100,8 @@ function group(m: RegExpExecArray, i: number): string {
 }
 
 /** Reports kept as lists of what follows their keyword, in order. */
-const LISTED: readonly (readonly [string, 'says' | 'unknown' | 'vblk' | 'vnet' | 'vsock'])[] = [
-  ['SAY ', 'says'], ['UNKNOWN ', 'unknown'], ['VBLK ', 'vblk'], ['VNET ', 'vnet'], ['VSOCK ', 'vsock'],
+const LISTED: readonly (readonly [string, 'says' | 'unknown' | 'vblk' | 'vnet' | 'vsock' | 'agent'])[] = [
+  ['SAY ', 'says'], ['UNKNOWN ', 'unknown'], ['VBLK ', 'vblk'], ['VNET ', 'vnet'], ['VSOCK ', 'vsock'], ['AGENT ', 'agent'],
 ];
 
 export function parseGuestOutput(text: string): GuestOutput {
@@ -118,6 +120,7 @@ export function parseGuestOutput(text: string): GuestOutput {
     vblk: [],
     vnet: [],
     vsock: [],
+    agent: [],
     unknown: [],
     done: false,
     exit: null,

@@ -8,3 +8,5 @@ export * from './events.ts';
 export * from './tap.ts';
 export * from './unix-socket.ts';
 export * from './jail-calls.ts';
+export * from './guest-calls.ts';
+export * from './fs-calls.ts';

@@ -6,6 +6,8 @@ import koffi from 'koffi';
 
 const libc = koffi.load('libc.so.6');
 
+const accept4Blocking = libc.func('int accept4(int fd, void *addr, void *len, int flags)');
+
 const mmapRaw = libc.func('int64_t mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t off)') as (
   addr: null, len: number, prot: number, flags: number, fd: number, off: number,
 ) => number | bigint;
@@ -51,6 +53,10 @@ export const raw = {
   chroot: libc.func('int chroot(const char *path)') as (path: string) => number,
   chdir: libc.func('int chdir(const char *path)') as (path: string) => number,
   mknod: libc.func('int mknod(const char *path, uint32_t mode, uint64_t dev)') as (path: string, mode: number, dev: number) => number,
+  // Image layers: extended attributes on the tree a layer is applied to (never through a symlink).
+  lsetxattr: libc.func('int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)') as (
+    path: string, name: string, value: Uint8Array, size: number, flags: number,
+  ) => number,
   setgroups: libc.func('int setgroups(size_t size, void *list)') as (size: number, list: null) => number,
   setresgid: libc.func('int setresgid(uint32_t r, uint32_t e, uint32_t s)') as (r: number, e: number, s: number) => number,
   setresuid: libc.func('int setresuid(uint32_t r, uint32_t e, uint32_t s)') as (r: number, e: number, s: number) => number,
@@ -61,8 +67,22 @@ export const raw = {
   setrlimit: libc.func('int setrlimit(int resource, void *rlim)') as (resource: number, rlim: Uint8Array) => number,
   fcntlInt: libc.func('int fcntl(int fd, int cmd, int arg)') as (fd: number, cmd: number, arg: number) => number,
   closeRange: libc.func('int close_range(unsigned int first, unsigned int last, int flags)') as (first: number, last: number, flags: number) => number,
+  // The guest agent (PID 1 in a job VM): power, reaping, file system sync.
+  sync: libc.func('void sync(void)') as () => void,
+  reboot: libc.func('int reboot(int cmd)') as (cmd: number) => number,
+  waitpid: libc.func('int waitpid(int pid, void *status, int options)') as (pid: number, status: Uint8Array | null, options: number) => number,
   execve: libc.func('int execve(const char *path, const char **argv, const char **envp)') as (path: string, argv: (string | null)[], envp: (string | null)[]) => number,
 } as const;
+
+/** accept4 on a blocking socket, run on a worker thread: resolves with the new fd, or a negative number on failure. */
+export function accept4OnWorker(fd: number, flags: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    accept4Blocking.async(fd, null, null, flags, (err: unknown, res: unknown) => {
+      if (err !== null && err !== undefined) reject(err instanceof Error ? err : new Error(String(err)));
+      else resolve(Number(res));
+    });
+  });
+}
 
 export function errno(): number {
   return koffi.errno();

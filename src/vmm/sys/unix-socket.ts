@@ -17,7 +17,7 @@ const SHUT_WR = 1;
 const SOL_SOCKET = 1;
 const SO_ERROR = 4;
 
-function sockaddrUn(path: string): Uint8Array {
+export function sockaddrUn(path: string): Uint8Array {
   const bytes = new TextEncoder().encode(path);
   if (bytes.length === 0 || bytes.length > SUN_PATH_MAX) {
     throw new MatchlockError(ErrorCodes.CONFIG, `Unix socket path ${path} is ${bytes.length} bytes: it must be 1 to ${SUN_PATH_MAX}`, { path });
