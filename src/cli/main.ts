@@ -7,6 +7,8 @@ import { vmRun, VM_RUN_USAGE } from './vm-run.ts';
 import { vmm, VMM_USAGE } from './vmm.ts';
 import { JAILER_USAGE, parseJailArgs, runJailed } from '../jailer/index.ts';
 import { image, IMAGE_USAGE } from './image.ts';
+import { kernel, KERNEL_USAGE } from './kernel.ts';
+import { cache, CACHE_USAGE } from './cache.ts';
 import { VERSION } from '../version.ts';
 
 const USAGE = `matchlock ${VERSION}: GitHub Actions jobs in throwaway microVMs
@@ -17,7 +19,9 @@ commands:
   vm run      boot one microVM in this process (see: matchlock vm run --help)
   vmm         one VMM process controlled through its API socket, or a config file (see: matchlock vmm --help)
   jailer      run one VMM confined: namespaces, cgroups, uid/gid, seccomp (see: matchlock jailer --help)
-  image build a golden image from a root filesystem tarball (see: matchlock image --help)
+  image       build golden images (OCI, docker-archive, rootfs tarballs), list, inspect, rm, gc (see: matchlock image --help)
+  kernel      import a guest kernel (vmlinux or bzImage) after checking it, or list them (see: matchlock kernel --help)
+  cache       list, reset or remove the cache disks leased to jobs (see: matchlock cache --help)
   version     print the version
 
 exit status: 0 ok (or the guest reset / powered off / was stopped by SIGTERM or SIGINT),
@@ -39,6 +43,8 @@ const anywhere = (args: readonly string[]): boolean => args.includes('--help');
 const COMMANDS: Readonly<Record<string, Command>> = {
   vmm: { usage: VMM_USAGE, emptyIsUsage: false, wantsHelp: anywhere, run: vmm },
   image: { usage: IMAGE_USAGE, emptyIsUsage: true, wantsHelp: anywhere, run: image },
+  kernel: { usage: KERNEL_USAGE, emptyIsUsage: true, wantsHelp: anywhere, run: kernel },
+  cache: { usage: CACHE_USAGE, emptyIsUsage: true, wantsHelp: anywhere, run: cache },
   jailer: { usage: JAILER_USAGE, emptyIsUsage: true, wantsHelp: (args) => args[0] === '--help', run: (args, log) => runJailed(parseJailArgs(args), log) },
 };
 
@@ -59,7 +65,7 @@ async function dispatch(argv: string[]): Promise<number> {
     }
     return vmRun(rest, createRootLogger());
   }
-  const command = COMMANDS[cmd];
+  const command = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
   if (command !== undefined) {
     const args = argv.slice(1);
     if (args.length === 0 && command.emptyIsUsage) {
