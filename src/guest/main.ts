@@ -7,7 +7,7 @@ import { Agent } from './agent.ts';
 import { AGENT_USAGE, agentConfig } from './agent-config.ts';
 import { endVm, startReaper } from './pid1.ts';
 import { selfCheck } from './self-check.ts';
-import { setUpSystem } from './system-setup.ts';
+import { mountProcForCmdline, setUpSystem } from './system-setup.ts';
 import { listen } from './transport.ts';
 
 async function main(argv: string[]): Promise<number> {
@@ -15,6 +15,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${AGENT_USAGE}\n`);
     return 0;
   }
+  if (process.pid === 1) mountProcForCmdline(); // before the settings are read from /proc/cmdline
   const config = agentConfig(argv);
   if (config.selfCheck) {
     const r = selfCheck();

@@ -39,6 +39,18 @@ function mountPoints(): Set<string> {
   }
 }
 
+/**
+ * As PID 1, /proc first: the agent's settings come from /proc/cmdline, which the kernel started it without.
+ * Returns whether it mounted it.
+ */
+export function mountProcForCmdline(): boolean {
+  if (existsSync('/proc/self')) return false;
+  const proc = SYSTEM_MOUNTS[0]!;
+  mkdirSync(proc.target, { recursive: true });
+  sys.mount(proc.source, proc.target, proc.type, proc.flags, null);
+  return true;
+}
+
 /** Mounts the system file systems that are not mounted yet; sets the hostname and DNS. Returns what it mounted. */
 export function setUpSystem(hostname: string | null, dns: readonly string[]): string[] {
   const mounted: string[] = [];
