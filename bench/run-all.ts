@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { requireKvm, requireQemu } from './lib/kvm.ts';
 
-const BENCHMARKS = ['boot-to-exit.ts', 'pio-exits.ts', 'blk-throughput.ts', 'net-throughput.ts', 'vsock-throughput.ts', 'vmm-start.ts'] as const;
+const BENCHMARKS = ['boot-to-exit.ts', 'pio-exits.ts', 'blk-throughput.ts', 'net-throughput.ts', 'vsock-throughput.ts', 'vmm-start.ts', 'image-build.ts'] as const;
 const MEANING: Readonly<Record<number, string>> = { 0: 'PASS', 1: 'FAIL (target missed)', 2: 'could not run', 3: 'a run failed' };
 
 requireKvm();

@@ -44,16 +44,28 @@ export function runtimePackages(repo: string = REPO): string[] {
     .filter((dir) => existsSync(dir));
 }
 
+/** What matchlock runs on: the Node.js binary, the shared libraries it and our native addon load, the npm packages. */
+export interface RuntimeParts {
+  readonly node: string;
+  readonly libs: readonly string[];
+  readonly packages: readonly string[];
+}
+
+export function runtimeParts(nodePath: string = realpathSync(process.execPath)): RuntimeParts {
+  const packages = runtimePackages();
+  const natives = [nodePath, ...packages.flatMap(nativeModules)];
+  return { node: nodePath, libs: [...new Set(natives.flatMap((f) => sharedLibraries(f)))], packages };
+}
+
 /** Every read-only bind the VMM needs to run, before the user's own. */
 export function runtimeBinds(nodePath: string = realpathSync(process.execPath)): Bind[] {
-  const natives = [nodePath, ...runtimePackages().flatMap(nativeModules)];
-  const libs = [...new Set(natives.flatMap((f) => sharedLibraries(f)))];
+  const { libs, packages } = runtimeParts(nodePath);
   const files = [
     ...libs.map((lib) => ({ source: realpathSync(lib), target: lib })),
     { source: nodePath, target: nodePath },
     { source: join(REPO, 'package.json'), target: join(REPO, 'package.json') },
     { source: join(REPO, 'src'), target: join(REPO, 'src') },
-    ...runtimePackages().map((dir) => ({ source: dir, target: dir })),
+    ...packages.map((dir) => ({ source: dir, target: dir })),
   ];
   return files.map((f) => ({ ...f, writable: false }));
 }

@@ -1,16 +1,20 @@
 /**
- * Applying image layers: real archives made by GNU tar, OCI whiteouts across two layers, and hostile archives
- * (made with tar-stream's packer, as tar itself will not make most of them) that must be refused with nothing
- * written outside the tree.
+ * Applying image layers: real archives made by GNU tar (xattrs included), OCI whiteouts and hard links across
+ * layers, device nodes under the /dev/-only policy, and hostile archives (made with tar-stream's packer, as tar
+ * itself will not make most of them) that must be refused with nothing written outside the tree, also when they
+ * come inside an OCI layout or a docker-archive.
  */
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { createReadStream, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pack, type Header } from 'tar-stream';
+import { buildImage } from '../../src/images/index.ts';
 import { DEFAULT_LIMITS, applyLayer } from '../../src/images/layer-apply.ts';
+import { rootSuite } from '../helpers/root.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'matchlock-layers-'));
 test.after.always(() => rmSync(scratch, { recursive: true, force: true }));
@@ -85,7 +89,12 @@ const HOSTILE: readonly [string, () => Readable, RegExp][] = [
   ['a write through a symlink that escapes', () => archive([{ name: 'esc', type: 'symlink', linkname: outside }, { name: 'esc/evil', body: 'x' }]), /goes through the symlink esc/],
   ['a hard link to outside', () => archive([{ name: 'h', type: 'link', linkname: '../outside/x' }]), /climbs out/],
   ['a hard link to an absolute path', () => archive([{ name: 'h', type: 'link', linkname: '/etc/passwd' }]), /absolute path/],
-  ['a device node', () => archive([{ name: 'dev/sda', type: 'block-device', devmajor: 8, devminor: 0 }]), /device node/],
+  ['a device node outside /dev/', () => archive([{ name: 'etc/sda', type: 'block-device', devmajor: 8, devminor: 0 }]), /is a device node outside \/dev\/, and device nodes are allowed only under \/dev\//],
+  ['a device node that is /dev itself', () => archive([{ name: 'dev', type: 'character-device', devmajor: 1, devminor: 3 }]), /device node outside \/dev\//],
+  ['a hard link through a symlink', () => archive([{ name: 'esc', type: 'symlink', linkname: outside }, { name: 'h', type: 'link', linkname: 'esc/x' }]), /goes through the symlink esc/],
+  ['a whiteout through a symlink', () => archive([{ name: 'esc', type: 'symlink', linkname: outside }, { name: 'esc/.wh.x', body: '' }]), /goes through the symlink esc/],
+  ['an opaque marker through a symlink', () => archive([{ name: 'esc', type: 'symlink', linkname: outside }, { name: 'esc/.wh..wh..opq', body: '' }]), /marks esc opaque, which is not a directory/],
+  ['an archive cut at an entry boundary (no end-of-archive marker)', () => archive([{ name: 'a', body: 'y'.repeat(512) }], 1024), /without the end-of-archive marker/],
   ['a whiteout that climbs out', () => archive([{ name: '.wh...', body: '' }]), /climbs out/],
   ['a truncated archive', () => archive([{ name: 'big', body: 'y'.repeat(10_000) }], 3000), /truncated or corrupt/],
 ];
@@ -105,3 +114,167 @@ test('absurd sizes are refused before anything is written: one entry over the li
   await t.throwsAsync(applyLayer(archive([{ name: 'a', body: 'x'.repeat(1001) }]), dir(), limits), { message: /more than the 1000 allowed/ });
   await t.throwsAsync(applyLayer(archive([{ name: 'a', body: 'x'.repeat(900) }, { name: 'b', body: 'x'.repeat(900) }]), dir(), limits), { message: /more than 1500 bytes/ });
 });
+
+// Root: device nodes, owners, trusted.* and security.* xattrs.
+const root = rootSuite(import.meta.url);
+const major = (rdev: number): number => Math.floor(rdev / 256) & 0xfff;
+const minor = (rdev: number): number => (rdev & 0xff) | (Math.floor(rdev / 4096) & 0xfff00);
+
+root.test('device nodes: under /dev/ by default (char 1:3, block 8:0), nowhere with devices "none"; FIFOs anywhere', async (t) => {
+  const out = dir();
+  const stats = await applyLayer(archive([
+    { name: 'dev/null', type: 'character-device', devmajor: 1, devminor: 3, mode: 0o666 },
+    { name: 'dev/sda', type: 'block-device', devmajor: 8, devminor: 0, mode: 0o660, gid: 6 },
+    { name: 'dev/big', type: 'character-device', devmajor: 4095, devminor: 200_000, mode: 0o600 }, // tar-stream's packer stops at 262143
+    { name: 'run/initctl', type: 'fifo', mode: 0o600 },
+  ]), out);
+  t.is(stats.devices, 3);
+  const nul = lstatSync(join(out, 'dev/null'));
+  t.true(nul.isCharacterDevice());
+  t.deepEqual([major(nul.rdev), minor(nul.rdev), nul.mode & 0o7777], [1, 3, 0o666], 'numbers and mode (not cut by the umask)');
+  const sda = lstatSync(join(out, 'dev/sda'));
+  t.true(sda.isBlockDevice());
+  t.deepEqual([major(sda.rdev), minor(sda.rdev), sda.gid], [8, 0, 6]);
+  const big = lstatSync(join(out, 'dev/big'));
+  t.deepEqual([major(big.rdev), minor(big.rdev)], [4095, 200_000], 'the largest major Linux has, a minor over 16 bits');
+  t.true(lstatSync(join(out, 'run/initctl')).isFIFO());
+  await t.throwsAsync(applyLayer(archive([{ name: 'dev/null', type: 'character-device', devmajor: 1, devminor: 3 }]), dir(), { ...DEFAULT_LIMITS, devices: 'none' }), {
+    code: 'MATCHLOCK_ERR_IMAGE', message: /"dev\/null" is a device node, and device nodes are not allowed \(--no-devices\)/,
+  });
+});
+
+root.test('xattrs from GNU tar --xattrs: user.*, trusted.* and a binary security.capability kept byte for byte, after the owner', async (t) => {
+  const src = dir();
+  writeFileSync(join(src, 'tool'), 'x');
+  execFileSync('setfattr', ['-n', 'user.note', '-v', 'hello', join(src, 'tool')]);
+  execFileSync('setfattr', ['-n', 'trusted.t', '-v', '0x00ff80', join(src, 'tool')]);
+  execFileSync('setcap', ['cap_setuid,cap_net_raw+ep', join(src, 'tool')]);
+  mkdirSync(join(src, 'd'));
+  execFileSync('setfattr', ['-n', 'user.dir', '-v', 'yes', join(src, 'd')]);
+  const tarFile = join(scratch, `xattrs-${n}.tar`);
+  execFileSync('tar', ['--xattrs', '--xattrs-include=*', '--owner=1000', '--group=1000', '-C', src, '-cf', tarFile, '.']);
+  const out = dir();
+  const stats = await applyLayer(createReadStream(tarFile), out);
+  t.is(stats.xattrs, 4);
+  const dump = (p: string): string => execFileSync('getfattr', ['-d', '-m', '-', '-e', 'hex', p], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n').slice(1).sort().join('\n');
+  t.is(dump(join(out, 'tool')), dump(join(src, 'tool')));
+  t.regex(dump(join(out, 'tool')), /security\.capability=0x0100000280200000/, 'cap_setuid (0x80) survived: no UTF-8 decoding on the way');
+  t.is(dump(join(out, 'd')), dump(join(src, 'd')));
+  t.like(lstatSync(join(out, 'tool')), { uid: 1000, gid: 1000 });
+});
+
+test('xattrs: namespaces ext4 does not keep here (system.*) are skipped and counted; user.* on a symlink is skipped', async (t) => {
+  const out = dir();
+  const stats = await applyLayer(archive([
+    { name: 'f', body: 'x', pax: { 'SCHILY.xattr.user.k': 'v', 'SCHILY.xattr.system.nfs4_acl': 'x' } } as Partial<Header> & { name: string },
+    { name: 'l', type: 'symlink', linkname: 'f', pax: { 'SCHILY.xattr.user.k': 'v' } } as Partial<Header> & { name: string },
+  ]), out);
+  t.like(stats, { xattrs: 1, xattrsSkipped: 2 });
+  t.regex(execFileSync('getfattr', ['-d', join(out, 'f')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }), /user\.k="v"/);
+});
+
+test('across layers: a whiteout removes a lower directory, a hard link reaches a lower file, an opaque marker after a new child keeps it', async (t) => {
+  const out = dir();
+  await applyLayer(archive([
+    { name: 'usr/lib/old/', type: 'directory', mode: 0o755 }, { name: 'usr/lib/old/a', body: 'a' },
+    { name: 'usr/bin/tool', body: 'tool', mode: 0o755 },
+    { name: 'etc/conf.d/', type: 'directory', mode: 0o755 }, { name: 'etc/conf.d/lower', body: 'l' }, { name: 'etc/conf.d/sub/deep', body: 'd' },
+  ]), out);
+  await applyLayer(archive([
+    { name: 'usr/lib/.wh.old', body: '' },
+    { name: 'usr/bin/tool.hard', type: 'link', linkname: 'usr/bin/tool' },
+    { name: 'etc/conf.d/sub/new', body: 'n' }, // before the marker, in the same layer: stays
+    { name: 'etc/conf.d/.wh..wh..opq', body: '' },
+    { name: 'etc/conf.d/after', body: 'a' },
+  ]), out);
+  t.false(existsSync(join(out, 'usr/lib/old')));
+  t.true(existsSync(join(out, 'usr/lib')));
+  t.is(lstatSync(join(out, 'usr/bin/tool.hard')).ino, lstatSync(join(out, 'usr/bin/tool')).ino);
+  const ls = (p: string): string[] => execFileSync('ls', ['-A', join(out, p)], { encoding: 'utf8' }).trim().split('\n');
+  t.deepEqual(ls('etc/conf.d'), ['after', 'sub']);
+  t.deepEqual(ls('etc/conf.d/sub'), ['new'], 'the lower "deep" is hidden, the new child kept');
+});
+
+test('a file replaces a lower directory, a directory a lower file, and a symlink a lower file, as tar would', async (t) => {
+  const out = dir();
+  await applyLayer(archive([{ name: 'a/', type: 'directory' }, { name: 'a/x', body: 'x' }, { name: 'b', body: 'b' }, { name: 'c', body: 'c' }]), out);
+  await applyLayer(archive([{ name: 'a', body: 'now a file' }, { name: 'b/', type: 'directory' }, { name: 'b/y', body: 'y' }, { name: 'c', type: 'symlink', linkname: 'b/y' }]), out);
+  t.is(readFileSync(join(out, 'a'), 'utf8'), 'now a file');
+  t.is(readFileSync(join(out, 'b/y'), 'utf8'), 'y');
+  t.is(readlinkSync(join(out, 'c')), 'b/y');
+});
+
+test('file modes are kept exactly, whatever the umask (group-writable files, set-gid directories)', async (t) => {
+  const out = dir();
+  await applyLayer(archive([{ name: 'var/mail/', type: 'directory', mode: 0o2775 }, { name: 'shared', body: 's', mode: 0o664 }, { name: 'open', body: 'o', mode: 0o777 }]), out);
+  t.is(lstatSync(join(out, 'var/mail')).mode & 0o7777, 0o2775);
+  t.is(lstatSync(join(out, 'shared')).mode & 0o7777, 0o664);
+  t.is(lstatSync(join(out, 'open')).mode & 0o7777, 0o777);
+});
+
+// Hostile layers through whole sources: an OCI layout and a docker-archive made here, each with a layer that
+// climbs out with "..", or makes a symlink out and writes through it. The build stops; nothing is written
+// outside the build directory, and the images directory is left empty.
+
+async function tarBytes(entries: readonly (Partial<Header> & { name: string; body?: string | Buffer })[]): Promise<Buffer> {
+  const p = pack();
+  for (const { body, ...h } of entries) p.entry(h as Header, body ?? '');
+  p.finalize();
+  const chunks: Buffer[] = [];
+  for await (const c of p) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+const hex = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+function configFor(layers: readonly Buffer[]): Buffer {
+  return Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: layers.map((l) => `sha256:${hex(l)}`) } }));
+}
+
+function ociLayout(layers: readonly Buffer[]): string {
+  const d = dir();
+  mkdirSync(join(d, 'blobs/sha256'), { recursive: true });
+  const put = (b: Buffer, mediaType: string): { mediaType: string; digest: string; size: number } => {
+    writeFileSync(join(d, 'blobs/sha256', hex(b)), b);
+    return { mediaType, digest: `sha256:${hex(b)}`, size: b.length };
+  };
+  const manifest = Buffer.from(JSON.stringify({
+    schemaVersion: 2, config: put(configFor(layers), 'application/vnd.oci.image.config.v1+json'),
+    layers: layers.map((l) => put(l, 'application/vnd.oci.image.layer.v1.tar')),
+  }));
+  writeFileSync(join(d, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+  writeFileSync(join(d, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [put(manifest, 'application/vnd.oci.image.manifest.v1+json')] }));
+  return d;
+}
+
+async function dockerArchive(layers: readonly Buffer[]): Promise<string> {
+  const config = configFor(layers);
+  const file = join(dir(), 'image.tar');
+  writeFileSync(file, await tarBytes([
+    ...layers.map((l, i) => ({ name: `layer${i}/layer.tar`, body: l })),
+    { name: `${hex(config)}.json`, body: config },
+    { name: 'manifest.json', body: JSON.stringify([{ Config: `${hex(config)}.json`, RepoTags: ['evil:latest'], Layers: layers.map((_, i) => `layer${i}/layer.tar`) }]) },
+  ]));
+  return file;
+}
+
+const EVIL_LAYERS: readonly [string, () => Promise<Buffer[]>, RegExp][] = [
+  ['"../" in layer 2', async () => [await tarBytes([{ name: 'etc/ok', body: 'ok' }]), await tarBytes([{ name: 'etc/../../../escape', body: 'x' }])], /climbs out of the tree with "\.\."/],
+  ['a symlink out, then a write through it', async () => [await tarBytes([{ name: 'esc', type: 'symlink', linkname: outside }]), await tarBytes([{ name: 'esc/evil', body: 'x' }])], /goes through the symlink esc/],
+];
+
+for (const [what, layers, mention] of EVIL_LAYERS) {
+  for (const kind of ['oci', 'docker-archive'] as const) {
+    test(`a hostile ${kind} source (${what}) fails the build, writes nothing outside, publishes nothing`, async (t) => {
+      writeFileSync(join(outside, 'x'), 'untouched');
+      const ls = layers();
+      const from = kind === 'oci' ? `oci:${ociLayout(await ls)}` : `docker-archive:${await dockerArchive(await ls)}`;
+      const imagesDir = dir();
+      await t.throwsAsync(buildImage({ name: 'evil', from, imagesDir }), { code: 'MATCHLOCK_ERR_IMAGE', message: new RegExp(`layer 2/2 .*${mention.source}`) });
+      t.deepEqual(readdirSync(imagesDir), [], 'no image and no build directory left');
+      t.deepEqual(execFileSync('ls', ['-A', outside], { encoding: 'utf8' }).trim().split('\n'), ['x']);
+      t.is(readFileSync(join(outside, 'x'), 'utf8'), 'untouched');
+      t.false(existsSync(join(scratch, 'escape')) || existsSync(join(scratch, '..', 'escape')) || existsSync(join(imagesDir, '..', 'escape')));
+    });
+  }
+}

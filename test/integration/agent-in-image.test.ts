@@ -1,0 +1,54 @@
+/**
+ * The agent injected into a userland we did not make (Debian's debootstrap, from test/fixtures/images/make-images.sh):
+ * its self-check passes in a chroot of the tree, and the agent runs a job there as PID 1 of its own namespaces,
+ * with the image's own shell and tools for the runner, and powers off. An overlay keeps the cached tree as it is.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ExecutionContext } from 'ava';
+import { AGENT_VERSION } from '../../src/guest/index.ts';
+import { chrootSelfCheck, injectAgent } from '../../src/images/inject-agent.ts';
+import { assignment, sessionWith, startAgent } from '../helpers/agent.ts';
+import { REPO } from '../helpers/cli.ts';
+import { rootSuite } from '../helpers/root.ts';
+
+const { test } = rootSuite(import.meta.url);
+
+/** The debootstrap tree (made and cached on first use), under a writable overlay that the test removes. */
+function debootstrapOverlay(t: ExecutionContext): string {
+  const cache = process.env['MATCHLOCK_TEST_IMAGES'] ?? '/var/cache/matchlock-test-images';
+  execFileSync(join(REPO, 'test/fixtures/images/make-images.sh'), [cache], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 900_000 });
+  const work = mkdtempSync('/var/tmp/matchlock-overlay-');
+  const [upper, scratch, merged] = ['upper', 'work', 'merged'].map((d) => join(work, d));
+  for (const d of [upper!, scratch!, merged!]) mkdirSync(d);
+  execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${join(cache, 'debootstrap')},upperdir=${upper},workdir=${scratch}`, merged!]);
+  t.teardown(() => {
+    execFileSync('umount', ['-l', merged!]);
+    rmSync(work, { recursive: true, force: true });
+  });
+  return merged!;
+}
+
+test("the injected agent's self-check passes in a chroot of a debootstrap tree", async (t) => {
+  const tree = debootstrapOverlay(t);
+  t.deepEqual(await injectAgent(tree), { agentVersion: AGENT_VERSION });
+  const report = await chrootSelfCheck(tree);
+  t.like(report, { ok: true, nativeCalls: true, frames: true, protocol: 1, node: process.version });
+});
+
+test('the injected agent runs a job as PID 1 on a debootstrap userland and powers off', async (t) => {
+  const tree = debootstrapOverlay(t);
+  await injectAgent(tree);
+  const agent = startAgent(['--hostname', 'debian-job'], { chroot: tree });
+  t.teardown(() => { agent.child.kill('SIGKILL'); });
+  const s = await sessionWith(agent, 60_000);
+  t.is((await s.session.hello).agent, AGENT_VERSION);
+  await s.session.assign(assignment({ MODE: 'ok', GREETING: 'from debian' }));
+  t.is((await s.session.exited).code, 0, agent.stderr());
+  t.regex(s.out(), /^runner user=nobody uid=65534 cwd=\/agent-\w+ home=\/nonexistent greeting=from debian$/m);
+  t.regex(s.out(), /on a command line: 0/);
+  s.session.ack();
+  t.is((await agent.ended).signal, 'SIGHUP', agent.stderr());
+  t.regex(agent.stderr(), /"msg":"system set up"/);
+});
