@@ -36,10 +36,22 @@ export function agentPayload(): { source: string; target: string }[] {
   ];
 }
 
+/**
+ * The self-check runs the image's files as little as possible and as nobody: the image is not trusted, and a
+ * dynamic loader reads `/etc/ld.so.preload` even when given its own library path, so in a private mount namespace
+ * (and no network) that file is covered by /dev/null before the chroot, and the chroot drops to
+ * 65534:65534 before the agent starts.
+ */
+const SELF_CHECK_SCRIPT = `set -e
+tree=$1
+if [ -e "$tree/etc/ld.so.preload" ] || [ -L "$tree/etc/ld.so.preload" ]; then mount --bind /dev/null "$tree/etc/ld.so.preload"; fi
+exec chroot --userspec=65534:65534 "$tree" "$2" --self-check`;
+
 /** Runs the injected agent's self-check in a chroot of `tree` (root only); resolves with its report. */
 export function chrootSelfCheck(tree: string): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
-    execFile('chroot', [tree, AGENT_LAUNCHER, '--self-check'], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, timeout: 120_000 }, (err, stdout, stderr) => {
+    const args = ['--mount', '--net', '--ipc', '--uts', '--', '/bin/sh', '-c', SELF_CHECK_SCRIPT, 'self-check', tree, AGENT_LAUNCHER];
+    execFile('unshare', args, { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, timeout: 120_000 }, (err, stdout, stderr) => {
       let report: Record<string, unknown> | null = null;
       try {
         report = JSON.parse(stdout.trim().split('\n').pop() ?? '') as Record<string, unknown>;

@@ -4,7 +4,7 @@
  * with the image's own shell and tools for the runner, and powers off. An overlay keeps the cached tree as it is.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { AGENT_VERSION } from '../../src/guest/index.ts';
@@ -51,4 +51,24 @@ test('the injected agent runs a job as PID 1 on a debootstrap userland and power
   s.session.ack();
   t.is((await agent.ended).signal, 'SIGHUP', agent.stderr());
   t.regex(agent.stderr(), /"msg":"system set up"/);
+});
+
+test("an image's /etc/ld.so.preload never runs in the build's self-check (the image is not trusted; the build runs as root)", async (t) => {
+  const tree = mkdtempSync('/var/tmp/matchlock-preload-');
+  chmodSync(tree, 0o755); // an image's root, which the self-check's unprivileged user must traverse
+  t.teardown(() => { rmSync(tree, { recursive: true, force: true }); });
+  mkdirSync(join(tree, 'etc'));
+  mkdirSync(join(tree, 'lib'));
+  mkdirSync(join(tree, 'tmp'));
+  chmodSync(join(tree, 'tmp'), 0o1777); // where even the unprivileged self-check could leave a mark
+  const source = join(tree, 'evil.c');
+  writeFileSync(source, '#include <fcntl.h>\n#include <unistd.h>\n__attribute__((constructor)) static void evil(void) { close(open("/tmp/pwned", O_CREAT | O_WRONLY, 0644)); }\n');
+  execFileSync('gcc', ['-shared', '-fPIC', '-o', join(tree, 'lib/evil.so'), source]);
+  writeFileSync(join(tree, 'etc/ld.so.preload'), '/lib/evil.so\n');
+  // The library works: preloaded into a program of this host, it leaves its mark.
+  execFileSync('/bin/true', { env: { LD_PRELOAD: join(tree, 'lib/evil.so') } });
+  t.true(existsSync('/tmp/pwned'), 'the test library does what it should');
+  rmSync('/tmp/pwned');
+  t.deepEqual(await injectAgent(tree), { agentVersion: AGENT_VERSION });
+  t.false(existsSync(join(tree, 'tmp/pwned')), 'the preload was covered: nothing of the image ran');
 });
