@@ -2,8 +2,9 @@
  * Golden image build throughput: `matchlock image build` (buildImage, in this process) against the same job done
  * by hand with the standard tools, on the same root file system tarball in the same run:
  *
- *   matchlock: sha256 of the tarball + layer applied (tar-stream, into its scratch tree: tmpfs when it fits) + tree
- *              walk + mke2fs -d + e2fsck -fn + image.json + publish + scratch removed
+ *   matchlock: layer applied (its own tar reader and a writer thread, into its scratch tree: tmpfs when it fits,
+ *              the tree counted as it is made) + mke2fs -d + e2fsck -fn (the tree removed meanwhile) + sha256 of
+ *              the tarball (on the applier's thread, while mke2fs runs) + image.json + publish
  *   reference: tar -xpf into a directory + mke2fs -d (the same options and size as ours) + e2fsck -fn + rm -rf of
  *              the tree, twice: with the tree on the images directory's file system (where a build directory
  *              goes), and with the tree on tmpfs (/dev/shm, where ours goes when it fits): the same storage as ours
@@ -128,7 +129,7 @@ async function reference(where: string, key: string): Promise<number> {
   return run.reduce((sum, [, ms]) => sum + ms, 0);
 }
 
-/** applyLayer as a rootfs build runs it: file data copied from the tarball by the writer thread. */
+/** applyLayer as a rootfs build runs it: the layer read from the tarball itself, file data copied from it by the writer thread. */
 async function applyOnly(): Promise<number> {
   const tree = join(shm, `apply-${round}`);
   mkdirSync(tree);

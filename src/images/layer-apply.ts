@@ -73,8 +73,10 @@ function writerError(w: WriterError): MatchlockError {
   return asImageError(Object.assign(new Error(w.message), { code: w.code }), w.name);
 }
 
-/** How much of a layer file is read at a time. */
+/** How much of a layer file is read at a time (more would mostly read data the writer thread copies itself). */
 const READ_BYTES = 1 << 16;
+/** Reading a layer file never waits for anything: it lets the event loop run (signals, progress) this often. */
+const YIELD_MS = 50;
 
 /**
  * Applies the layer `input` onto `root`. `file`: `input` is exactly the bytes of that open file from `offset` on (an
@@ -108,7 +110,12 @@ export async function applyLayer(input: Readable, root: string, limits: ApplyLim
       // from the file is passed over unread when it runs past the buffer.
       input.destroy();
       const buf = Buffer.allocUnsafe(READ_BYTES);
+      let yielded = performance.now();
       for (let pos = file.offset; ;) {
+        if (performance.now() - yielded > YIELD_MS) {
+          await new Promise(setImmediate);
+          yielded = performance.now();
+        }
         const skip = reader.passOver();
         pos += skip;
         const n = readSync(file.fd, buf, 0, buf.length, pos);

@@ -3,7 +3,8 @@
  * without symlinks, whatever was in the way removed), directories, symlinks, device nodes and FIFOs, whiteouts
  * and opaque directories, hard links and directory times at the end, owners, modes, xattrs. A regular file is
  * created here; its data, owner, mode and time go to the writer thread by descriptor (file-writer.ts), except for
- * a file with xattrs, which is finished here (its xattrs must follow its chown).
+ * a file with xattrs (its xattrs must follow its chown) and a small file while the thread has enough queued: those
+ * are finished here. Of a large file copied from the layer file, this thread copies the end meanwhile.
  */
 import {
   chmodSync, closeSync, constants as fsc, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lutimesSync, mkdirSync, openSync,
@@ -20,8 +21,12 @@ import type { EntrySink, TarEntry } from './tar-pax-tap.ts';
 const WHITEOUT = '.wh.';
 const OPAQUE = '.wh..wh..opq';
 const WRITE_FLAGS = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW;
-/** A file at least this large, copied from the layer file, is copied by both threads at once; in pieces of SPLIT_ALIGN. */
-const SPLIT_BYTES = 1 << 20;
+/**
+ * A file at least this large, copied from the layer file, is copied by both threads at once (in pieces of
+ * SPLIT_ALIGN; their writes to the one file take turns, their reads do not): a large file last in a layer is
+ * then not left to the writer thread alone while this one waits.
+ */
+const SPLIT_BYTES = 4 << 20;
 const SPLIT_ALIGN = 1 << 16;
 
 /** A layer that is an uncompressed tar file: the open file and where the layer starts in it. */

@@ -4,6 +4,7 @@
  * adding to it. The hashed bytes are exactly the bytes passed on: each chunk is copied to the worker.
  * At most HASH_BACKLOG bytes wait for the worker; beyond that the stream waits (backpressure). The backlog is
  * large so that the layer is applied at full speed and the worker finishes while mke2fs runs on another core.
+ * Also here: the sha256 of a whole open file (a rootfs tarball), on the layer applier's thread once it is done.
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { Worker } from 'node:worker_threads';

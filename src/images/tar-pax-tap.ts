@@ -1,14 +1,14 @@
 /**
- * The tar reader of the layer applier: 512-byte headers (ustar and GNU, checksums checked), PAX extended headers
- * (local and global: `path`, `linkpath`, `size`, `uid`, `gid`, `mtime` and `SCHILY.xattr.*`, xattr values kept
- * as bytes), GNU long
- * names and link names, and the data of each entry, passed on as views of the chunks read (no copy) or skipped.
- * It reads the stream as tar-stream does (same types, same quirks: a directory has no data, the old trailing "/"
- * marks a directory, zero blocks are skipped), in one pass and synchronously, chunk by chunk: what the archive
- * says is read once, by one reader, so there is no second reading that could disagree with it. It stops only
- * between entries, when asked (the applier waits for its writer thread there). Anything it cannot read (a bad
- * checksum, an unknown format, a malformed number or PAX record, a long header over 4 MiB, an end in the middle
- * of an entry) is an Error; the applier reports it as a corrupt or truncated layer.
+ * The tar reader of the layer applier (it replaced tar-stream there, and the tap that read xattr bytes beside it):
+ * 512-byte headers (ustar and GNU, checksums checked, octal or base-256 numbers), PAX extended headers (local and
+ * global: `path`, `linkpath`, `size`, `uid`, `gid`, `mtime` and `SCHILY.xattr.*`, xattr values kept as bytes),
+ * GNU long names and link names, and each entry's data, passed on as views of the chunks read (no copy) or
+ * passed over. It reads as tar-stream did (the same types; a directory has no data; the old trailing "/" marks
+ * a directory; zero blocks are skipped; a global PAX header counts only through a local one), and, as tar does,
+ * takes uid, gid and mtime from PAX records when they are there. One pass, synchronous, chunk by chunk: what the
+ * archive says is read once, by one reader. It stops only between entries when asked (and where a sink takes no
+ * more). Whatever it cannot read (a bad checksum, an unknown format, a malformed number or PAX record, a long
+ * header over 4 MiB, an end inside an entry) is an Error, which the applier reports as a corrupt or truncated layer.
  */
 
 export const XATTR_PREFIX = 'SCHILY.xattr.';
@@ -269,7 +269,7 @@ export class TarReader {
       return at;
     }
     this.ended = false;
-    if (sum !== number(h, off + 148, 8)) throw new Error('invalid tar header (bad checksum): a corrupt archive, or a compressed one not named so?');
+    if (sum !== number(h, off + 148, 8)) throw new Error('invalid tar header (bad checksum; a compressed layer not named so?)');
     const ustar = isUstar(h, off) && h[off + 262] === 0;
     const gnu = isUstar(h, off) && h[off + 262] === 0x20 && h[off + 263] === 0x20 && h[off + 264] === 0;
     if (!ustar && !gnu) throw new Error('invalid tar header: unknown format');
@@ -322,7 +322,7 @@ export class TarReader {
     };
     const id = (v: number): boolean => v >= 0 && v < 2 ** 32 - 1; // -1 would mean "leave it" to chown
     if (!(entry.mode >= 0 && id(uid) && id(gid) && entry.devmajor >= 0 && entry.devminor >= 0 && Number.isSafeInteger(size) && size >= 0 && Number.isFinite(mtime))) {
-      throw new Error(`archive entry ${JSON.stringify(name)} has an invalid number in its header`);
+      throw new Error(`archive entry ${JSON.stringify(name)} has an invalid number (mode, owner, size, time or device) in its header`);
     }
     const data = type === 'directory' ? 0 : size; // tar-stream reads no data for a directory
     this.sink = this.onEntry(entry);
