@@ -8,10 +8,7 @@ import { ErrorCodes, MatchlockError, errorMessage } from '../errors.ts';
 import * as sys from '../vmm/sys/index.ts';
 import type { CacheMount } from './messages.ts';
 
-const MS_NOSUID = 0x2;
-const MS_NODEV = 0x4;
-const MS_NOEXEC = 0x8;
-const MS_RDONLY = 0x1;
+const { MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_RDONLY } = sys;
 
 interface SystemMount { readonly source: string; readonly target: string; readonly type: string; readonly flags: number; readonly data?: string }
 

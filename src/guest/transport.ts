@@ -3,8 +3,7 @@
  * Node's net module cannot hold a vsock socket, so a connection is read and written as a plain file descriptor
  * on the thread pool.
  */
-import { createReadStream, write } from 'node:fs';
-import { rmSync } from 'node:fs';
+import { createReadStream, rmSync, write } from 'node:fs';
 import { ErrorCodes, MatchlockError } from '../errors.ts';
 import * as sys from '../vmm/sys/index.ts';
 
