@@ -7,16 +7,16 @@
  * goes through a symlink, a hard link to outside, a device node where none is allowed, an entry or a total over
  * the limits, and a truncated archive each stop the layer with an IMAGE error, and nothing is ever written
  * outside the tree (no path is followed through a symlink: every parent is checked with lstat).
- * Here: the stream, read chunk by chunk by the tar reader (tar-pax-tap.ts), handed entry by entry to the
+ * Here: the stream, read chunk by chunk by the tar reader (tar-reader.ts), handed entry by entry to the
  * LayerWriter (layer-writer.ts), with file data going to a writer thread; waits between entries when that thread
  * is behind.
  */
-import { readSync } from 'node:fs';
+import { fstatSync, readSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { ErrorCodes, MatchlockError, errorMessage } from '../errors.ts';
 import { FileWriterThread, type WriterError } from './file-writer.ts';
 import { LayerWriter, type LayerFile } from './layer-writer.ts';
-import { TarReader } from './tar-pax-tap.ts';
+import { TarReader } from './tar-reader.ts';
 
 export { safeComponents } from './layer-paths.ts';
 export type { LayerFile } from './layer-writer.ts';
@@ -120,7 +120,11 @@ export async function applyLayer(input: Readable, root: string, limits: ApplyLim
         pos += skip;
         const n = readSync(file.fd, buf, 0, buf.length, pos);
         file.onRead?.(skip + n);
-        if (n === 0) break;
+        if (n === 0) {
+          // Data passed over may reach past the end of the file: that is a cut archive, not merely a missing marker.
+          if (pos > fstatSync(file.fd).size) throw new Error('unexpected end of data');
+          break;
+        }
         pos += n;
         await feed(n === buf.length ? buf : buf.subarray(0, n));
       }

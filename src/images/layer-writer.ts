@@ -16,7 +16,7 @@ import type { FileWriterThread } from './file-writer.ts';
 import type { ApplyLimits, ApplyStats } from './layer-apply.ts';
 import { TreePaths, lstatOrNull, safeComponents } from './layer-paths.ts';
 import { applyXattrs, type XattrTarget } from './layer-xattrs.ts';
-import type { EntrySink, TarEntry } from './tar-pax-tap.ts';
+import type { EntrySink, TarEntry } from './tar-reader.ts';
 
 const WHITEOUT = '.wh.';
 const OPAQUE = '.wh..wh..opq';
@@ -98,6 +98,8 @@ export class LayerWriter {
         break;
       }
       case 'symlink':
+        // (where it points is the guest's business: nothing here follows it; but Linux has no NUL in a target)
+        if (h.linkname.includes('\0')) throw imageError(`archive entry ${JSON.stringify(h.name)} is a symlink whose target has a NUL byte`, { name: h.name });
         this.clear(path);
         symlinkSync(h.linkname, path);
         this.paths.counted(0);

@@ -1,5 +1,5 @@
 /**
- * Extended attributes of layer entries: read as bytes from their PAX records by the tar reader (tar-pax-tap.ts),
+ * Extended attributes of layer entries: read as bytes from their PAX records by the tar reader (tar-reader.ts),
  * and set with lsetxattr after the owner (a chown clears `security.capability`). Kept:
  * `user.*` (on files and directories: Linux allows them nowhere else), `trusted.*` and `security.*` (file
  * capabilities, SELinux labels), which ext4 stores and `mke2fs -d` copies. Others (`system.*`, which holds

@@ -53,6 +53,7 @@ int parse_u64_list(const char *t, usize n, u64 *v, int count);
 
 /* ---- serial.c ---- */
 void serial_init(void);
+void serial_flush(void);
 void put_str(const char *s);
 void put_mem(const char *s, usize n);
 void put_hex(u64 v);

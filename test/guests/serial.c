@@ -9,6 +9,7 @@
 #define MCR 4
 #define LSR 5
 #define LSR_THRE 0x20
+#define LSR_TEMT 0x40 /* transmitter empty: the last byte has left the UART */
 #define SPIN_MAX 1000000 /* don't hang forever on a UART that never says ready */
 
 void serial_init(void)
@@ -63,6 +64,16 @@ void put_dec(u64 v)
 		v /= 10;
 	} while (v);
 	put_mem(buf + i, (usize)(20 - i));
+}
+
+/*
+ * Wait until every byte written has left the UART. QEMU keeps a byte the host side could not take yet
+ * (stdout a full pipe) and retries later; a debug-exit or reset before that would lose the end of the output.
+ */
+void serial_flush(void)
+{
+	for (u32 i = 0; i < SPIN_MAX && !(inb(COM1 + LSR) & LSR_TEMT); i++)
+		cpu_relax();
 }
 
 void put_line_start(void) { put_str("mltest: "); }

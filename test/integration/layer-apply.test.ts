@@ -7,7 +7,7 @@
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, openSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -15,6 +15,7 @@ import { pack, type Header } from 'tar-stream';
 import { buildImage } from '../../src/images/index.ts';
 import { DEFAULT_LIMITS, applyLayer } from '../../src/images/layer-apply.ts';
 import { rootSuite } from '../helpers/root.ts';
+import { header, member, pax, paxRecord, tarOf } from '../helpers/tar-bytes.ts';
 
 const scratch = mkdtempSync(join(tmpdir(), 'matchlock-layers-'));
 test.after.always(() => rmSync(scratch, { recursive: true, force: true }));
@@ -36,6 +37,16 @@ function archive(entries: readonly (Partial<Header> & { name: string; body?: str
     for await (const c of p) chunks.push(c as Buffer);
     yield Buffer.concat(chunks).subarray(0, truncateTo);
   })());
+}
+
+/** The same, as bytes. */
+async function tarBytes(entries: readonly (Partial<Header> & { name: string; body?: string | Buffer })[]): Promise<Buffer> {
+  const p = pack();
+  for (const { body, ...h } of entries) p.entry(h as Header, body ?? '');
+  p.finalize();
+  const chunks: Buffer[] = [];
+  for await (const c of p) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
 }
 
 test('a layer made by GNU tar: files, modes, directories, symlinks, hard links, owners', async (t) => {
@@ -83,30 +94,67 @@ test('OCI whiteouts: .wh.NAME removes from the layers below, .wh..wh..opq emptie
 const outside = join(scratch, 'outside');
 mkdirSync(outside);
 
-const HOSTILE: readonly [string, () => Readable, RegExp][] = [
-  ['an absolute path', () => archive([{ name: '/etc/evil', body: 'x' }]), /absolute path/],
-  ['a ".." path', () => archive([{ name: 'a/../../outside/evil', body: 'x' }]), /climbs out/],
-  ['a write through a symlink that escapes', () => archive([{ name: 'esc', type: 'symlink', linkname: outside }, { name: 'esc/evil', body: 'x' }]), /goes through the symlink esc/],
-  ['a hard link to outside', () => archive([{ name: 'h', type: 'link', linkname: '../outside/x' }]), /climbs out/],
-  ['a hard link to an absolute path', () => archive([{ name: 'h', type: 'link', linkname: '/etc/passwd' }]), /absolute path/],
-  ['a device node outside /dev/', () => archive([{ name: 'etc/sda', type: 'block-device', devmajor: 8, devminor: 0 }]), /is a device node outside \/dev\/, and device nodes are allowed only under \/dev\//],
-  ['a device node that is /dev itself', () => archive([{ name: 'dev', type: 'character-device', devmajor: 1, devminor: 3 }]), /device node outside \/dev\//],
-  ['a hard link through a symlink', () => archive([{ name: 'esc', type: 'symlink', linkname: outside }, { name: 'h', type: 'link', linkname: 'esc/x' }]), /goes through the symlink esc/],
-  ['a whiteout through a symlink', () => archive([{ name: 'esc', type: 'symlink', linkname: outside }, { name: 'esc/.wh.x', body: '' }]), /goes through the symlink esc/],
-  ['an opaque marker through a symlink', () => archive([{ name: 'esc', type: 'symlink', linkname: outside }, { name: 'esc/.wh..wh..opq', body: '' }]), /marks esc opaque, which is not a directory/],
-  ['an archive cut at an entry boundary (no end-of-archive marker)', () => archive([{ name: 'a', body: 'y'.repeat(512) }], 1024), /without the end-of-archive marker/],
-  ['a whiteout that climbs out', () => archive([{ name: '.wh...', body: '' }]), /climbs out/],
-  ['a truncated archive', () => archive([{ name: 'big', body: 'y'.repeat(10_000) }], 3000), /truncated or corrupt/],
+/** Hostile layers, as bytes: made with tar-stream's packer, or byte by byte where no packer would write them. */
+const HOSTILE: readonly [string, () => Promise<Buffer> | Buffer, RegExp][] = [
+  ['an absolute path', () => tarBytes([{ name: '/etc/evil', body: 'x' }]), /absolute path/],
+  ['a ".." path', () => tarBytes([{ name: 'a/../../outside/evil', body: 'x' }]), /climbs out/],
+  ['a write through a symlink that escapes', () => tarBytes([{ name: 'esc', type: 'symlink', linkname: outside }, { name: 'esc/evil', body: 'x' }]), /goes through the symlink esc/],
+  ['a hard link to outside', () => tarBytes([{ name: 'h', type: 'link', linkname: '../outside/x' }]), /climbs out/],
+  ['a hard link to an absolute path', () => tarBytes([{ name: 'h', type: 'link', linkname: '/etc/passwd' }]), /absolute path/],
+  ['a device node outside /dev/', () => tarBytes([{ name: 'etc/sda', type: 'block-device', devmajor: 8, devminor: 0 }]), /is a device node outside \/dev\/, and device nodes are allowed only under \/dev\//],
+  ['a device node that is /dev itself', () => tarBytes([{ name: 'dev', type: 'character-device', devmajor: 1, devminor: 3 }]), /device node outside \/dev\//],
+  ['a hard link through a symlink', () => tarBytes([{ name: 'esc', type: 'symlink', linkname: outside }, { name: 'h', type: 'link', linkname: 'esc/x' }]), /goes through the symlink esc/],
+  ['a whiteout through a symlink', () => tarBytes([{ name: 'esc', type: 'symlink', linkname: outside }, { name: 'esc/.wh.x', body: '' }]), /goes through the symlink esc/],
+  ['an opaque marker through a symlink', () => tarBytes([{ name: 'esc', type: 'symlink', linkname: outside }, { name: 'esc/.wh..wh..opq', body: '' }]), /marks esc opaque, which is not a directory/],
+  ['an archive cut at an entry boundary (no end-of-archive marker)', async () => (await tarBytes([{ name: 'a', body: 'y'.repeat(512) }])).subarray(0, 1024), /without the end-of-archive marker/],
+  ['a whiteout that climbs out', () => tarBytes([{ name: '.wh...', body: '' }]), /climbs out/],
+  ['a truncated archive', async () => (await tarBytes([{ name: 'big', body: 'y'.repeat(10_000) }])).subarray(0, 3000), /truncated or corrupt/],
+  // What only a long header can say: the names that count are the PAX or GNU ones, not the header's own.
+  ['a PAX path that climbs out (the header\'s name is harmless)', () => tarOf(pax([paxRecord('path', '../outside/evil')]), member({ name: 'harmless' }, 'x')), /climbs out/],
+  ['a GNU long name that is absolute', () => tarOf(member({ name: '././@LongLink', flag: 'L', magic: 'gnu' }, `${outside}/evil\0`), member({ name: 'harmless', magic: 'gnu' }, 'x')), /absolute path/],
+  ['a global PAX path that climbs out, applied through a local header', () => tarOf(pax([paxRecord('path', '../outside/evil')], 'g'), pax([paxRecord('mtime', '1')]), member({ name: 'harmless' }, 'x')), /climbs out/],
+  ['a PAX linkpath: a hard link to an absolute path', () => tarOf(pax([paxRecord('linkpath', '/etc/passwd')]), member({ name: 'h', flag: '1', linkname: 'harmless' })), /absolute path/],
+  ['a symlink out by a GNU long link, then a PAX path through it', () => tarOf(
+    member({ name: '././@LongLink', flag: 'K', magic: 'gnu' }, `${outside}\0`), member({ name: 'esc', flag: '2', linkname: 'harmless', magic: 'gnu' }),
+    pax([paxRecord('path', 'esc/evil')]), member({ name: 'harmless' }, 'x'),
+  ), /goes through the symlink esc/],
+  ['a symlink whose PAX linkpath has a NUL in it', () => tarOf(pax([paxRecord('linkpath', 'a\0b')]), member({ name: 's', flag: '2', linkname: 'x' })), /symlink whose target has a NUL byte/],
+  ['a PAX path with a NUL in it', () => tarOf(pax([paxRecord('path', 'a\0/../../outside/evil')]), member({ name: 'harmless' }, 'x')), /has a NUL byte/],
+  ['a device node under /dev/ by its header, outside by its PAX path', () => tarOf(pax([paxRecord('path', 'etc/null')]), member({ name: 'dev/null', flag: '3', devmajor: 1, devminor: 3 })), /device node outside \/dev\//],
+  ['a PAX size past the end of the archive', () => tarOf(pax([paxRecord('size', '100000')]), member({ name: 'a' }, 'x')), /truncated or corrupt/],
+  ['a bad header checksum', () => tarOf(member({ name: 'a' }, 'x'), member({ name: 'b', checksum: 7 }, 'y')), /bad checksum/],
+  ['a negative size', () => tarOf(header({ name: 'a', raw: { size: Buffer.alloc(12, 0xff) } })), /invalid number/],
+  ['a malformed PAX record', () => tarOf(pax([Buffer.from('99 path=a\n')]), member({ name: 'a' }, 'x')), /malformed PAX/],
+  ['a PAX header over 4 MiB', () => Buffer.concat([header({ name: 'PaxHeaders/x', flag: 'x', size: 5 * 1024 * 1024 }), Buffer.alloc(5 * 1024 * 1024 + 1024)]), /larger than 4 MiB/],
+  ['an archive cut inside a header', () => tarOf(member({ name: 'a' }, 'x')).subarray(0, 1024 + 100), /truncated or corrupt/],
 ];
 
+/** Applies `tar` as a stream, or read from a file where it starts at an offset (the way an uncompressed tarball is read). */
+async function applyAs(how: 'stream' | 'file', tar: Buffer, out: string): Promise<void> {
+  if (how === 'stream') {
+    await applyLayer(Readable.from([tar.subarray(0, 700), tar.subarray(700)]), out);
+    return;
+  }
+  const file = join(scratch, `layer-${n++}.tar`);
+  writeFileSync(file, Buffer.concat([Buffer.alloc(1536, 0x5a), tar]));
+  const fd = openSync(file, 'r');
+  try {
+    await applyLayer(createReadStream(file, { start: 1536 }), out, DEFAULT_LIMITS, { fd, offset: 1536 });
+  } finally {
+    closeSync(fd);
+  }
+}
+
 for (const [what, make, mention] of HOSTILE) {
-  test(`hostile archive, ${what}: refused, nothing written outside the tree`, async (t) => {
-    writeFileSync(join(outside, 'x'), 'untouched');
-    const out = dir();
-    await t.throwsAsync(applyLayer(make(), out), { code: 'MATCHLOCK_ERR_IMAGE', message: mention });
-    t.deepEqual(execFileSync('ls', ['-A', outside], { encoding: 'utf8' }).trim().split('\n'), ['x']);
-    t.is(readFileSync(join(outside, 'x'), 'utf8'), 'untouched');
-  });
+  for (const how of ['stream', 'file'] as const) {
+    test(`hostile archive, ${what}, read as a ${how}: refused, nothing written outside the tree`, async (t) => {
+      writeFileSync(join(outside, 'x'), 'untouched');
+      const out = dir();
+      await t.throwsAsync(applyAs(how, await make(), out), { code: 'MATCHLOCK_ERR_IMAGE', message: mention });
+      t.deepEqual(execFileSync('ls', ['-A', outside], { encoding: 'utf8' }).trim().split('\n'), ['x']);
+      t.is(readFileSync(join(outside, 'x'), 'utf8'), 'untouched');
+    });
+  }
 }
 
 test('absurd sizes are refused before anything is written: one entry over the limit, or the layer over its total', async (t) => {
@@ -216,14 +264,6 @@ test('file modes are kept exactly, whatever the umask (group-writable files, set
 // climbs out with "..", or makes a symlink out and writes through it. The build stops; nothing is written
 // outside the build directory, and the images directory is left empty.
 
-async function tarBytes(entries: readonly (Partial<Header> & { name: string; body?: string | Buffer })[]): Promise<Buffer> {
-  const p = pack();
-  for (const { body, ...h } of entries) p.entry(h as Header, body ?? '');
-  p.finalize();
-  const chunks: Buffer[] = [];
-  for await (const c of p) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
 
 const hex = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
