@@ -13,6 +13,8 @@ export interface AgentConfig {
   readonly runner: string;
   /** The unprivileged user the runner runs as. */
   readonly user: string;
+  /** The static launcher whose `--run-as` starts the runner as that user, with its groups (src/guest/launcher). */
+  readonly launcher: string;
   /** Mount /proc, /sys, /dev, /run, cgroups; set the hostname and DNS (on as PID 1). */
   readonly systemSetup: boolean;
   /** Sync and end the VM when done (on as PID 1); otherwise the agent just exits. */
@@ -28,12 +30,18 @@ export interface AgentConfig {
   readonly selfCheck: boolean;
 }
 
-export const AGENT_USAGE = `usage: matchlock-agent [--listen vsock:PORT|unix:PATH] [--runner PATH] [--user NAME] [--dev-dir DIR]
-                       [--hostname NAME] [--[no-]system-setup] [--[no-]power-off] [--kill-grace-ms N] [--self-check]
+/** Where `matchlock image build` injects the launcher (src/images/inject-agent.ts). */
+export const DEFAULT_LAUNCHER = '/opt/matchlock/bin/matchlock-agent';
+
+export const AGENT_USAGE = `usage: matchlock-agent [--listen vsock:PORT|unix:PATH] [--runner PATH] [--user NAME] [--launcher PATH]
+                       [--dev-dir DIR] [--hostname NAME] [--[no-]system-setup] [--[no-]power-off] [--kill-grace-ms N]
+                       [--self-check]
 
   The guest agent (docs/guest-protocol.md). Settings default to the kernel command line's matchlock.port=,
   matchlock.runner=, matchlock.user=, matchlock.hostname=, matchlock.dns=A,B; as PID 1 it sets the system up and
-  powers the VM off when the job is done. --self-check prints what this runtime can do here and exits.`;
+  powers the VM off when the job is done. The runner is started through --launcher (default
+  ${DEFAULT_LAUNCHER}, the agent's own launcher), which gives it the user's groups. --self-check prints
+  what this runtime can do here and exits.`;
 
 const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
@@ -56,7 +64,7 @@ export function agentConfig(argv: readonly string[], cmdline: string = readProcC
   const { values } = parseArgs({
     args: [...argv], strict: true, allowPositionals: false, allowNegative: true,
     options: {
-      listen: { type: 'string' }, runner: { type: 'string' }, user: { type: 'string' }, 'dev-dir': { type: 'string' },
+      listen: { type: 'string' }, runner: { type: 'string' }, user: { type: 'string' }, launcher: { type: 'string' }, 'dev-dir': { type: 'string' },
       'system-setup': { type: 'boolean' }, 'power-off': { type: 'boolean' }, 'kill-grace-ms': { type: 'string' }, 'self-check': { type: 'boolean' },
       hostname: { type: 'string' },
     },
@@ -68,6 +76,8 @@ export function agentConfig(argv: readonly string[], cmdline: string = readProcC
   for (const d of dns) if (!IPV4.test(d)) throw usage(`matchlock.dns: ${d} is not an IPv4 address`);
   const runner = values.runner ?? k.get('runner') ?? '/actions-runner/run.sh';
   if (!runner.startsWith('/')) throw usage(`--runner ${runner}: give an absolute path`);
+  const launcher = values.launcher ?? DEFAULT_LAUNCHER;
+  if (!launcher.startsWith('/')) throw usage(`--launcher ${launcher}: give an absolute path`);
   const grace = values['kill-grace-ms'] ?? '10000';
   if (!/^\d{1,7}$/.test(grace)) throw usage(`--kill-grace-ms ${grace}: give milliseconds`);
   const user = values.user ?? k.get('user') ?? 'runner';
@@ -76,6 +86,7 @@ export function agentConfig(argv: readonly string[], cmdline: string = readProcC
     listen: parseListenAddress(values.listen ?? `vsock:${k.get('port') ?? '1024'}`),
     runner,
     user,
+    launcher,
     systemSetup: values['system-setup'] ?? pid === 1,
     powerOff: values['power-off'] ?? pid === 1,
     hostname,

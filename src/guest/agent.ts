@@ -12,7 +12,7 @@ import { VERSION } from '../version.ts';
 import type { AgentConfig } from './agent-config.ts';
 import { encodeJsonFrame, encodeOutput, FrameDecoder, FrameError, type Frame } from './frames.ts';
 import { FROM_HOST, PROTOCOL_VERSION, readMessage, type AgentState, type Assignment, type Exited, type Refused } from './messages.ts';
-import { RunnerProcess } from './runner-process.ts';
+import { checkLauncher, RunnerProcess } from './runner-process.ts';
 import { findUser, mountCaches } from './system-setup.ts';
 import type { Connection } from './transport.ts';
 
@@ -124,6 +124,7 @@ export class Agent {
     try {
       user = findUser(this.#config.user);
       accessSync(this.#config.runner, fsc.X_OK);
+      checkLauncher(this.#config.launcher);
       mountCaches(a.caches, this.#config.devDir, user);
     } catch (e: unknown) {
       return this.#refuse('setup', errorMessage(e));
@@ -131,7 +132,7 @@ export class Agent {
     this.#state = 'running';
     this.#jobId = a.jobId;
     const runner = new RunnerProcess({
-      script: this.#config.runner, user, jitConfig: a.jitConfig, env: a.env, timeoutMs: a.timeoutSeconds * 1000, killGraceMs: this.#config.killGraceMs,
+      script: this.#config.runner, launcher: this.#config.launcher, user, jitConfig: a.jitConfig, env: a.env, timeoutMs: a.timeoutSeconds * 1000, killGraceMs: this.#config.killGraceMs,
       onOutput: (stream, data) => { for (const f of encodeOutput(stream, data)) this.#send(f, f.length - 5); },
     });
     this.#runner = runner;

@@ -66,10 +66,26 @@ export function setUpSystem(hostname: string | null, dns: readonly string[]): st
   return mounted;
 }
 
-export interface RunnerUser { readonly name: string; readonly uid: number; readonly gid: number; readonly home: string }
+export interface RunnerUser {
+  readonly name: string;
+  readonly uid: number;
+  readonly gid: number;
+  readonly home: string;
+  /** Its groups as initgroups(3) gives them: the primary gid, then each group of /etc/group that lists it. */
+  readonly groups: readonly number[];
+}
 
-/** The runner's user from the image's /etc/passwd; root is refused (the runner runs unprivileged). */
-export function findUser(name: string, passwd = '/etc/passwd'): RunnerUser {
+/** A decimal uid or gid below 2^32-1 (the launcher's --run-as takes no other), or null. */
+function parseId(s: string | undefined): number | null {
+  if (s === undefined || !/^\d{1,10}$/.test(s)) return null;
+  const n = Number(s);
+  return n < 0xffffffff ? n : null;
+}
+
+/**
+ * The runner's user from the image's /etc/passwd and /etc/group; root is refused (the runner runs unprivileged).
+ */
+export function findUser(name: string, passwd = '/etc/passwd', group = '/etc/group'): RunnerUser {
   let text: string;
   try {
     text = readFileSync(passwd, 'utf8');
@@ -79,13 +95,36 @@ export function findUser(name: string, passwd = '/etc/passwd'): RunnerUser {
   for (const line of text.split('\n')) {
     const f = line.split(':');
     if (f[0] !== name || f.length < 7) continue;
-    const uid = Number(f[2]);
-    const gid = Number(f[3]);
-    if (!Number.isSafeInteger(uid) || !Number.isSafeInteger(gid)) break;
+    const uid = parseId(f[2]);
+    const gid = parseId(f[3]);
+    if (uid === null || gid === null) break;
     if (uid === 0) throw setupError(`the runner's user ${name} is root: the image must give it an unprivileged uid`, { user: name });
-    return { name, uid, gid, home: f[5] === undefined || f[5] === '' ? '/' : f[5] };
+    return { name, uid, gid, home: f[5] === undefined || f[5] === '' ? '/' : f[5], groups: [gid, ...memberOf(name, gid, group)] };
   }
   throw setupError(`no user ${name} in the image's ${passwd}: add one (useradd -m ${name}) or set matchlock.user=`, { user: name });
+}
+
+/**
+ * The gids of the lines of `group` (name:password:gid:members) whose members name `name`, sorted, without
+ * `primary`. No such file means none; malformed lines and comments are skipped.
+ */
+function memberOf(name: string, primary: number, group: string): number[] {
+  let text: string;
+  try {
+    text = readFileSync(group, 'utf8');
+  } catch (e: unknown) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw setupError(`cannot read ${group}: ${errorMessage(e)}`);
+  }
+  const gids = new Set<number>();
+  for (const line of text.split('\n')) {
+    const f = line.split(':');
+    if (f.length !== 4 || line.startsWith('#')) continue;
+    const gid = parseId(f[2]);
+    if (gid !== null && f[3]!.split(',').some((m) => m.trim() === name)) gids.add(gid);
+  }
+  gids.delete(primary);
+  return [...gids].sort((a, b) => a - b);
 }
 
 /** Mounts the assignment's cache disks (ext4) and gives their roots to the runner's user. */

@@ -3,7 +3,7 @@
  * sets the system up and "powers off" as in a VM: a reboot by a namespace's init kills it with SIGHUP), with
  * a Unix socket in place of vsock and a stand-in runner script.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -27,6 +27,7 @@ wait) echo "waiting"; while [ ! -e "$GO" ]; do sleep 0.05; done; echo "after the
 spam) i=0; while [ $i -lt "$LINES" ]; do echo "line $i of output that is a little long to fill the buffer quickly"; i=$((i+1)); done; exit 0 ;;
 cache) echo "written by the job" > "$CACHE/from-job"; stat -c "cache owner=%U mode=%a" "$CACHE"; exit 0 ;;
 orphan) setsid sh -c 'sleep 0.3' </dev/null >/dev/null 2>&1 & echo "orphan started"; exit 0 ;;
+ids) grep -E '^(Uid|Gid|Groups):' /proc/$$/status; exit 0 ;;
 hostname) echo "hostname=$(cat /proc/sys/kernel/hostname) pid1=$(cat /proc/1/comm)"; exit 0 ;;
 *) echo "unknown MODE $MODE" >&2; exit 99 ;;
 esac
@@ -43,11 +44,22 @@ export interface AgentUnderTest {
 
 const NODE = join(REPO, 'node_modules/.bin/node');
 
+/** The agent's launcher as built here (its --run-as starts the runner); `buildLauncher` brings it up to date. */
+export const LAUNCHER = join(REPO, 'src/guest/launcher/build/matchlock-agent');
+
+/** Runs make for the launcher (it rebuilds only what changed); returns make's failure, or null. */
+export function buildLauncher(): string | null {
+  const make = spawnSync('make', ['-s', '-C', join(REPO, 'src/guest/launcher')], { encoding: 'utf8' });
+  return make.status === 0 ? null : `make -C src/guest/launcher failed (run scripts/setup for the toolchain):\n${make.stdout}${make.stderr}`;
+}
+
 /**
  * Starts the agent; `args` are added to its command line. With `chroot`, the agent injected into that tree
- * (/opt/matchlock) runs chrooted there, on the tree's userland, and its socket and runner are inside the tree.
+ * (/opt/matchlock) runs chrooted there, on the tree's userland, and its socket and runner are inside the tree;
+ * otherwise it is run from src/ and starts the runner through LAUNCHER. `etcGroup` is an /etc/group for the
+ * agent's mount namespace, bind-mounted over the host's there (not for a chroot: write the tree's own).
  */
-export function startAgent(args: readonly string[] = [], opts: { user?: string; chroot?: string } = {}): AgentUnderTest {
+export function startAgent(args: readonly string[] = [], opts: { user?: string; chroot?: string; etcGroup?: string } = {}): AgentUnderTest {
   // Not under /tmp, /run or /dev: the agent mounts fresh file systems there in its namespace.
   const dir = opts.chroot === undefined ? mkdtempSync('/var/tmp/matchlock-agent-') : mkdtempSync(join(opts.chroot, 'agent-'));
   chmodSync(dir, 0o755);
@@ -55,7 +67,12 @@ export function startAgent(args: readonly string[] = [], opts: { user?: string; 
   const runner = join(dir, 'run.sh');
   writeFileSync(runner, STAND_IN_RUNNER, { mode: 0o755 });
   const socket = join(dir, 'agent.sock');
-  const agent = opts.chroot === undefined ? [NODE, join(REPO, 'src/guest/main.ts')] : ['chroot', opts.chroot, '/opt/matchlock/bin/matchlock-agent'];
+  const agent = opts.chroot === undefined ? [NODE, join(REPO, 'src/guest/main.ts'), '--launcher', LAUNCHER] : ['chroot', opts.chroot, '/opt/matchlock/bin/matchlock-agent'];
+  if (opts.etcGroup !== undefined) {
+    const group = join(dir, 'group');
+    writeFileSync(group, opts.etcGroup);
+    agent.unshift('/bin/sh', '-c', 'mount --bind "$0" /etc/group && exec "$@"', group);
+  }
   const child = spawn('unshare', ['--pid', '--fork', '--mount-proc', '--mount', '--uts', '--net', '--kill-child', '--',
     ...agent, '--listen', `unix:${inside(socket)}`, '--runner', inside(runner), '--user', opts.user ?? 'nobody', '--kill-grace-ms', '300', ...args,
   ], { stdio: ['ignore', 'ignore', 'pipe'] });

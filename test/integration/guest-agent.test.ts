@@ -1,16 +1,25 @@
 /**
  * The guest agent as a real process, PID 1 of its own namespaces, with a Unix socket for vsock and a stand-in
- * runner: the host side (src/runner) drives it through the protocol as it will drive it in a VM.
+ * runner started through the agent's launcher (built here): the host side (src/runner) drives it through the
+ * protocol as it will drive it in a VM.
  */
-import { execFileSync } from 'node:child_process';
+import avaTest from 'ava';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { encodeFrame, encodeJsonFrame } from '../../src/guest/index.ts';
-import { assignment, JIT_CONFIG, sessionWith, startAgent, type AgentUnderTest } from '../helpers/agent.ts';
-import { rootSuite } from '../helpers/root.ts';
+import { assignment, buildLauncher, JIT_CONFIG, LAUNCHER, sessionWith, startAgent, type AgentUnderTest } from '../helpers/agent.ts';
+import { declaredNoRoot, rootSuite } from '../helpers/root.ts';
 
 const { test } = rootSuite(import.meta.url);
+
+if (!declaredNoRoot) {
+  avaTest.before('the agent\'s launcher builds', (t) => {
+    const failure = buildLauncher();
+    t.is(failure, null, failure ?? '');
+  });
+}
 
 function finish(t: ExecutionContext, agent: AgentUnderTest): void {
   t.teardown(() => {
@@ -227,4 +236,61 @@ test('the hostname comes from matchlock.hostname= (here --hostname), set in the 
   await s.session.assign(assignment({ MODE: 'hostname' }));
   t.is((await s.session.exited).code, 0);
   t.regex(s.out(), /^hostname=job-vm-7 pid1=\S+\n$/);
+});
+
+test('the runner gets exactly the groups initgroups(3) would give its user: the primary gid and each group listing it', async (t) => {
+  const [, , uid, gid] = execFileSync('getent', ['passwd', 'nobody'], { encoding: 'utf8' }).trim().split(':');
+  const a = startAgent([], {
+    etcGroup: [
+      'root:x:0:',
+      `primary:x:${gid}:`,
+      'docker:x:4242:someone,nobody',
+      'this is not a group line',
+      'builders:x:4343:nobody',
+      '#commented:x:4444:nobody',
+      'others:x:4545:root,nobody2',
+      'badgid:x:12ab:nobody',
+      'docker-again:x:4242:nobody',
+      '',
+    ].join('\n'),
+  });
+  finish(t, a);
+  const s = await sessionWith(a);
+  await s.session.assign(assignment({ MODE: 'ids' }));
+  t.is((await s.session.exited).code, 0, `${s.err()}\n${a.stderr()}`);
+  const status = new Map(s.out().trim().split('\n').map((l) => { const [k, v] = l.split(':\t'); return [k, (v ?? '').trim().split(/\s+/)]; }));
+  t.deepEqual(status.get('Uid'), [uid, uid, uid, uid], 'real, effective, saved and file system uid');
+  t.deepEqual(status.get('Gid'), [gid, gid, gid, gid], 'real, effective, saved and file system gid');
+  t.deepEqual(status.get('Groups')?.map(Number).sort((x, y) => x - y), [4242, 4343, Number(gid)].sort((x, y) => x - y));
+});
+
+test('a runner user in no group of /etc/group gets its primary gid alone, not the agent\'s groups', async (t) => {
+  const [, , , gid] = execFileSync('getent', ['passwd', 'nobody'], { encoding: 'utf8' }).trim().split(':');
+  const a = startAgent([], { etcGroup: 'root:x:0:\nwheel:x:10:root\n' });
+  finish(t, a);
+  const s = await sessionWith(a);
+  await s.session.assign(assignment({ MODE: 'ids' }));
+  t.is((await s.session.exited).code, 0, s.err());
+  t.regex(s.out(), new RegExp(`^Groups:\t${gid} ?$`, 'm'));
+});
+
+test('an agent whose launcher is missing refuses the assignment, naming the launcher, and stays idle', async (t) => {
+  const a = startAgent(['--launcher', '/nonexistent/matchlock-agent']);
+  finish(t, a);
+  const s = await sessionWith(a);
+  await t.throwsAsync(s.session.assign(assignment({ MODE: 'ok' })), { message: /refused the job \(setup\): the agent's launcher \/nonexistent\/matchlock-agent, which starts the runner as its user, cannot be run \(ENOENT/ });
+  const again = await sessionWith(a);
+  t.is((await again.session.hello).state, 'idle');
+});
+
+test("the launcher's --run-as sets the ids, keeps the environment and says which program it could not start", (t) => {
+  const ok = spawnSync(LAUNCHER, ['--run-as', '65534', '65534', '65534,4242', '--', '/bin/sh', '-c', 'grep -E "^(Uid|Gid|Groups):" /proc/$$/status; echo "secret=$SECRET"'], { encoding: 'utf8', env: { SECRET: 's3', PATH: '/usr/bin:/bin' } });
+  t.is(ok.status, 0, ok.stderr);
+  t.regex(ok.stdout, /^Uid:\t65534\t65534\t65534\t65534\nGid:\t65534\t65534\t65534\t65534\nGroups:\t4242 65534 ?\nsecret=s3\n$/);
+  const none = spawnSync(LAUNCHER, ['--run-as', '65534', '65534', '', '--', '/bin/sh', '-c', 'grep "^Groups:" /proc/$$/status'], { encoding: 'utf8' });
+  t.is(none.status, 0, none.stderr);
+  t.regex(none.stdout, /^Groups:\t?\s*$/, 'an empty list: no supplementary group at all');
+  const missing = spawnSync(LAUNCHER, ['--run-as', '65534', '65534', '', '--', '/nonexistent/run.sh'], { encoding: 'utf8' });
+  t.is(missing.status, 127);
+  t.is(missing.stderr, 'matchlock-agent --run-as: cannot start /nonexistent/run.sh: No such file or directory\n');
 });

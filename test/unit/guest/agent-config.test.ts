@@ -11,6 +11,7 @@ test('matchlock.* tokens of the command line are the defaults; other tokens are 
   t.deepEqual(c.dns, ['10.0.0.1', '1.1.1.1']);
   t.is(c.user, 'ci');
   t.is(c.runner, '/actions-runner/run.sh');
+  t.is(c.launcher, '/opt/matchlock/bin/matchlock-agent', 'the launcher the image build injects');
   t.true(c.systemSetup && c.powerOff, 'as PID 1 the agent sets the system up and powers off');
 });
 
@@ -22,6 +23,7 @@ test('flags override the command line; not PID 1 means no system setup and no po
   t.false(c.systemSetup);
   t.false(c.powerOff);
   t.true(agentConfig(['--power-off'], '', 4242).powerOff);
+  t.is(agentConfig(['--launcher', '/usr/local/bin/launcher'], '', 4242).launcher, '/usr/local/bin/launcher');
   t.false(agentConfig(['--no-power-off'], '', 1).powerOff);
 });
 
@@ -30,6 +32,7 @@ test('bad settings are refused with what to give', (t) => {
   t.throws(() => agentConfig([], 'matchlock.hostname=-bad-', 1), { message: /hostname -bad-/ });
   t.throws(() => agentConfig([], 'matchlock.dns=8.8.8.888', 1), { message: /not an IPv4 address/ });
   t.throws(() => agentConfig(['--runner', 'run.sh'], '', 1), { message: /absolute path/ });
+  t.throws(() => agentConfig(['--launcher', 'matchlock-agent'], '', 1), { message: /--launcher matchlock-agent: give an absolute path/ });
   t.throws(() => agentConfig(['--user', 'Root;rm'], '', 1), { message: /not a user name/ });
   t.throws(() => agentConfig(['--listen', 'unix:relative'], '', 1), { message: /unix:\/ABSOLUTE/ });
   t.throws(() => agentConfig(['--bogus'], '', 1), { code: 'ERR_PARSE_ARGS_UNKNOWN_OPTION' });
