@@ -4,7 +4,7 @@
  * a Unix socket in place of vsock and a stand-in runner script.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { GuestSession, dialGuest } from '../../src/runner/index.ts';
@@ -56,7 +56,7 @@ export function buildLauncher(): string | null {
 /**
  * Starts the agent; `args` are added to its command line. With `chroot`, the agent injected into that tree
  * (/opt/matchlock) runs chrooted there, on the tree's userland, and its socket and runner are inside the tree;
- * otherwise it is run from src/ and starts the runner through LAUNCHER. `etcGroup` is an /etc/group for the
+ * otherwise it is run from src/ and starts the runner through a copy of LAUNCHER. `etcGroup` is an /etc/group for the
  * agent's mount namespace, bind-mounted over the host's there (not for a chroot: write the tree's own).
  */
 export function startAgent(args: readonly string[] = [], opts: { user?: string; chroot?: string; etcGroup?: string } = {}): AgentUnderTest {
@@ -67,7 +67,10 @@ export function startAgent(args: readonly string[] = [], opts: { user?: string; 
   const runner = join(dir, 'run.sh');
   writeFileSync(runner, STAND_IN_RUNNER, { mode: 0o755 });
   const socket = join(dir, 'agent.sock');
-  const agent = opts.chroot === undefined ? [NODE, join(REPO, 'src/guest/main.ts'), '--launcher', LAUNCHER] : ['chroot', opts.chroot, '/opt/matchlock/bin/matchlock-agent'];
+  // A copy of the launcher beside the runner: the checkout may be under /tmp, which the agent covers before it runs a job.
+  const launcher = join(dir, 'matchlock-agent');
+  if (opts.chroot === undefined) copyFileSync(LAUNCHER, launcher);
+  const agent = opts.chroot === undefined ? [NODE, join(REPO, 'src/guest/main.ts'), '--launcher', launcher] : ['chroot', opts.chroot, '/opt/matchlock/bin/matchlock-agent'];
   if (opts.etcGroup !== undefined) {
     const group = join(dir, 'group');
     writeFileSync(group, opts.etcGroup);
