@@ -15,6 +15,7 @@ export const STAND_IN_RUNNER = `#!/bin/sh
 case "$MODE" in
 ok)
   echo "runner user=$(id -un) uid=$(id -u) cwd=$(pwd) home=$HOME greeting=$GREETING"
+  echo "groups=$(id -G)"
   echo "jit length=\${#ACTIONS_RUNNER_INPUT_JITCONFIG}"
   n=0; for f in /proc/[0-9]*/cmdline; do case "$(tr '\\0' ' ' < "$f" 2>/dev/null)" in *"$ACTIONS_RUNNER_INPUT_JITCONFIG"*) n=$((n+1)) ;; esac; done
   echo "on a command line: $n"

@@ -4,7 +4,7 @@
  * with the image's own shell and tools for the runner, and powers off. An overlay keeps the cached tree as it is.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { AGENT_VERSION } from '../../src/guest/index.ts';
@@ -40,6 +40,7 @@ test("the injected agent's self-check passes in a chroot of a debootstrap tree",
 test('the injected agent runs a job as PID 1 on a debootstrap userland and powers off', async (t) => {
   const tree = debootstrapOverlay(t);
   await injectAgent(tree);
+  appendFileSync(join(tree, 'etc/group'), 'docker:x:4545:runner,nobody\n'); // the image's own group file, read in the chroot
   const agent = startAgent(['--hostname', 'debian-job'], { chroot: tree });
   t.teardown(() => { agent.child.kill('SIGKILL'); });
   const s = await sessionWith(agent, 60_000);
@@ -47,6 +48,7 @@ test('the injected agent runs a job as PID 1 on a debootstrap userland and power
   await s.session.assign(assignment({ MODE: 'ok', GREETING: 'from debian' }));
   t.is((await s.session.exited).code, 0, agent.stderr());
   t.regex(s.out(), /^runner user=nobody uid=65534 cwd=\/agent-\w+ home=\/nonexistent greeting=from debian$/m);
+  t.regex(s.out(), /^groups=65534 4545$/m, 'nogroup, and the group the image lists it in (through the injected launcher)');
   t.regex(s.out(), /on a command line: 0/);
   s.session.ack();
   t.is((await agent.ended).signal, 'SIGHUP', agent.stderr());
