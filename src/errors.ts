@@ -32,6 +32,9 @@ export const ErrorCodes = {
   JAIL: 'MATCHLOCK_ERR_JAIL',
   GUEST: 'MATCHLOCK_ERR_GUEST',
   CACHE: 'MATCHLOCK_ERR_CACHE',
+  GITHUB: 'MATCHLOCK_ERR_GITHUB',
+  WEBHOOK: 'MATCHLOCK_ERR_WEBHOOK',
+  STORE: 'MATCHLOCK_ERR_STORE',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -1,14 +1,17 @@
 /**
- * Bodies from outside (API requests, guest protocol messages) checked field by field before anything acts on
- * them: unknown fields, missing required fields, wrong types, values out of range, not in an enum or not of
- * the expected form each stop the check with one message naming the field. The caller chooses the error.
+ * Bodies from outside (API requests, guest protocol messages, GitHub's webhooks and replies) checked field by
+ * field before anything acts on them: unknown fields, missing required fields, wrong types, values out of range,
+ * not in an enum or not of the expected form each stop the check with one message naming the field. The caller
+ * chooses the error. Objects are closed (an unknown field is a problem) unless marked `open`: a body someone else
+ * defines and extends (GitHub's) is checked only for the fields we use.
  */
 export type FieldRule =
-  | { readonly type: 'string'; readonly required?: boolean; readonly enum?: readonly string[]; readonly pattern?: RegExp; readonly maxLength?: number }
+  | { readonly type: 'string'; readonly required?: boolean; readonly enum?: readonly string[]; readonly pattern?: RegExp; readonly maxLength?: number; readonly nullable?: boolean }
   | { readonly type: 'boolean'; readonly required?: boolean }
   | { readonly type: 'integer'; readonly required?: boolean; readonly min?: number; readonly max?: number; readonly nullable?: boolean }
-  | { readonly type: 'object'; readonly required?: boolean; readonly fields: Fields }
-  | { readonly type: 'array'; readonly required?: boolean; readonly items: Fields; readonly maxItems: number }
+  | { readonly type: 'object'; readonly required?: boolean; readonly fields: Fields; readonly open?: boolean; readonly nullable?: boolean }
+  | { readonly type: 'array'; readonly required?: boolean; readonly items: Fields; readonly maxItems: number; readonly open?: boolean }
+  | { readonly type: 'string-array'; readonly required?: boolean; readonly maxItems: number; readonly pattern?: RegExp; readonly maxLength?: number }
   | { readonly type: 'string-map'; readonly required?: boolean; readonly keyPattern?: RegExp; readonly maxEntries?: number; readonly maxBytes?: number };
 
 export type Fields = Readonly<Record<string, FieldRule>>;
@@ -27,6 +30,7 @@ export function isPlainObject(v: unknown): v is Record<string, unknown> {
 }
 
 function checkString(rule: Extract<FieldRule, { type: 'string' }>, value: unknown, at: string, fail: ProblemError): void {
+  if (value === null && rule.nullable === true) return;
   if (typeof value !== 'string') throw fail(`${at} must be a string, not ${kind(value)}`);
   if (rule.enum !== undefined && !rule.enum.includes(value)) throw fail(`${at} ${JSON.stringify(value)} is not one of ${rule.enum.join(', ')}`);
   if (rule.maxLength !== undefined && value.length > rule.maxLength) throw fail(`${at} is ${value.length} characters, over ${rule.maxLength}`);
@@ -63,12 +67,18 @@ function checkField(rule: FieldRule, value: unknown, at: string, fail: ProblemEr
       return;
     }
     case 'object':
-      checkFieldsOf(rule.fields, value, at, fail);
+      if (value === null && rule.nullable === true) return;
+      checkFieldsOf(rule.fields, value, at, fail, rule.open === true);
       return;
     case 'array':
       if (!Array.isArray(value)) throw fail(`${at} must be an array, not ${kind(value)}`);
       if (value.length > rule.maxItems) throw fail(`${at} has ${value.length} items, over ${rule.maxItems}`);
-      value.forEach((item: unknown, i) => { checkFieldsOf(rule.items, item, `${at}[${i}]`, fail); });
+      value.forEach((item: unknown, i) => { checkFieldsOf(rule.items, item, `${at}[${i}]`, fail, rule.open === true); });
+      return;
+    case 'string-array':
+      if (!Array.isArray(value)) throw fail(`${at} must be an array of strings, not ${kind(value)}`);
+      if (value.length > rule.maxItems) throw fail(`${at} has ${value.length} items, over ${rule.maxItems}`);
+      value.forEach((item: unknown, i) => { checkString({ type: 'string', ...(rule.pattern ? { pattern: rule.pattern } : {}), ...(rule.maxLength !== undefined ? { maxLength: rule.maxLength } : {}) }, item, `${at}[${i}]`, fail); });
       return;
     case 'string-map':
       checkStringMap(rule, value, at, fail);
@@ -76,10 +86,10 @@ function checkField(rule: FieldRule, value: unknown, at: string, fail: ProblemEr
   }
 }
 
-/** Checks `body` against `fields`; throws `fail(message)` for the first problem. */
-export function checkFieldsOf(fields: Fields, body: unknown, at: string, fail: ProblemError): void {
+/** Checks `body` against `fields`; throws `fail(message)` for the first problem. `open`: other fields are let be. */
+export function checkFieldsOf(fields: Fields, body: unknown, at: string, fail: ProblemError, open = false): void {
   if (!isPlainObject(body)) throw fail(`${at} must be a JSON object, not ${kind(body)}`);
-  for (const key of Object.keys(body)) {
+  for (const key of open ? [] : Object.keys(body)) {
     if (!Object.hasOwn(fields, key)) throw fail(`${at}: unknown field "${key.slice(0, 64)}" (known: ${Object.keys(fields).join(', ')})`);
   }
   for (const [key, rule] of Object.entries(fields)) {
