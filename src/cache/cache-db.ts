@@ -6,6 +6,7 @@
 import { DatabaseSync, type SQLOutputValue } from 'node:sqlite';
 import { join } from 'node:path';
 import { cacheError, validatePool, type PoolConfig } from './pool-config.ts';
+import { immediate } from '../sqlite-transaction.ts';
 
 export type DiskState = 'free' | 'leased' | 'dirty' | 'broken';
 
@@ -68,18 +69,7 @@ export function openCacheDb(dir: string): DatabaseSync {
   return db;
 }
 
-/** Runs fn in one BEGIN IMMEDIATE transaction: committed when it returns, rolled back when it throws. */
-export function immediate<T>(db: DatabaseSync, fn: () => T): T {
-  db.exec('BEGIN IMMEDIATE');
-  try {
-    const result = fn();
-    db.exec('COMMIT');
-    return result;
-  } catch (e: unknown) {
-    if (db.isTransaction) db.exec('ROLLBACK');
-    throw e;
-  }
-}
+export { immediate };
 
 type Row = Record<string, SQLOutputValue>;
 
