@@ -4,6 +4,8 @@ import { readFileSync } from 'node:fs';
 
 export interface PayloadEntry {
   readonly file: string;
+  readonly bytes: number;
+  readonly sha256_of_file: string;
   readonly headers: { readonly 'X-GitHub-Event': string };
   readonly action: string | null;
   readonly has_installation: boolean;

@@ -40,24 +40,12 @@ export interface WorkflowJobEvent {
   readonly completedAt: string | null;
 }
 
-/** A job's latest state: `state` only moves forward in STATE_RANK order, whatever order deliveries arrive in. */
-export interface JobRow {
-  readonly jobId: number;
-  readonly runId: number;
-  readonly runAttempt: number | null;
+/**
+ * A job's latest state: the fields of its deliveries, with `state` in place of the delivery's action and status;
+ * `state` only moves forward in STATE_RANK order, whatever order deliveries arrive in.
+ */
+export interface JobRow extends Omit<WorkflowJobEvent, 'action' | 'status'> {
   readonly state: JobAction;
-  readonly repoFullName: string;
-  readonly owner: string;
-  readonly installationId: number;
-  readonly labels: readonly string[];
-  readonly runnerId: number | null;
-  readonly runnerName: string | null;
-  readonly workflowName: string | null;
-  readonly headBranch: string | null;
-  readonly conclusion: string | null;
-  readonly createdAt: string | null;
-  readonly startedAt: string | null;
-  readonly completedAt: string | null;
   /** The delivery that last moved or refreshed the row. */
   readonly lastDeliveryId: string;
   /** Milliseconds since the epoch, by the host's clock. */

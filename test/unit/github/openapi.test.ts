@@ -4,20 +4,14 @@
  * load a description that uses something it does not understand, or the tests built on it prove nothing.
  */
 import test from 'ava';
-import { readFileSync } from 'node:fs';
 import { OpenApi, type Operation } from '../../helpers/openapi/index.ts';
+import { payloadIndex, payloadJson } from '../../helpers/webhook-payloads.ts';
 
 const api = OpenApi.github();
 const hooks = OpenApi.githubWebhooks();
-const fixtures = new URL('../../fixtures/github/', import.meta.url).pathname;
 
-interface IndexEntry {
-  readonly file: string;
-  readonly headers: { readonly 'X-GitHub-Event': string };
-  readonly action: string | null;
-}
-const index = JSON.parse(readFileSync(`${fixtures}payloads/index.json`, 'utf8')) as { payloads: IndexEntry[] };
-const payload = (file: string): Record<string, unknown> => JSON.parse(readFileSync(`${fixtures}payloads/${file}`, 'utf8')) as Record<string, unknown>;
+const index = payloadIndex;
+const payload = payloadJson;
 
 function op(method: string, path: string): Operation {
   const m = api.operation(method, path);

@@ -4,19 +4,9 @@
  * with node:crypto against GitHub's documented test vector first, so webhook intake tests can rely on them.
  */
 import test from 'ava';
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { payloadBytes, payloadIndex as index, sign } from '../../helpers/webhook-payloads.ts';
 
-interface Index {
-  readonly test_secret: string;
-  readonly official_test_vector: { readonly secret: string; readonly payload: string; readonly 'X-Hub-Signature-256': string };
-  readonly payloads: readonly { readonly file: string; readonly bytes: number; readonly sha256_of_file: string; readonly x_hub_signature_256_with_test_secret: string }[];
-}
-
-const dir = new URL('../../fixtures/github/payloads/', import.meta.url).pathname;
-const index = JSON.parse(readFileSync(`${dir}index.json`, 'utf8')) as Index;
-
-const sign = (secret: string, body: Buffer | string): string => `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
 const verify = (secret: string, body: Buffer, header: string): boolean => {
   const expected = Buffer.from(sign(secret, body));
   const given = Buffer.from(header);
@@ -33,7 +23,7 @@ test("GitHub's documented test vector", (t) => {
 test('every payload fixture matches its size, SHA-256 and X-Hub-Signature-256 with the test secret', (t) => {
   t.is(index.payloads.length, 18);
   for (const p of index.payloads) {
-    const body = readFileSync(`${dir}${p.file}`);
+    const body = payloadBytes(p.file);
     t.is(body.length, p.bytes, p.file);
     t.is(createHash('sha256').update(body).digest('hex'), p.sha256_of_file, p.file);
     t.true(verify(index.test_secret, body, p.x_hub_signature_256_with_test_secret), p.file);
@@ -42,7 +32,7 @@ test('every payload fixture matches its size, SHA-256 and X-Hub-Signature-256 wi
 
 test('a signature fails for a changed body, another secret or a re-serialised payload', (t) => {
   const p = index.payloads.find((x) => x.file === 'workflow_job.queued.with-deployment.json')!;
-  const body = readFileSync(`${dir}${p.file}`);
+  const body = payloadBytes(p.file);
   const header = p.x_hub_signature_256_with_test_secret;
   t.false(verify(index.test_secret, Buffer.concat([body, Buffer.from(' ')]), header));
   t.false(verify('another secret', body, header));
